@@ -1,0 +1,254 @@
+//! The forward pass of one tile, entirely inside the caller's scratch.
+
+use crate::arch::ParamId;
+use crate::conv::{self, ConvInput, Map, MapMut, Part};
+use crate::error::Error;
+use crate::model::Model;
+use crate::plan::{Kind, Plan, Region};
+
+/// Where and how [`Model::forward`] writes its result. Layouts are row-major over the output
+/// tile (`out_h × out_w` from [`Plan::output_size`]).
+#[derive(Debug)]
+pub enum Output<'o> {
+    /// Raw class scores, `[num_classes, out_h, out_w]`.
+    Logits(&'o mut [f32]),
+    /// Soft-max probabilities, `[num_classes, out_h, out_w]`, summing to 1 per pixel.
+    Probabilities(&'o mut [f32]),
+    /// Arg-max class per pixel, `[out_h, out_w]`; needs `num_classes ≤ 256`. Ties go to the
+    /// lowest class index; a pixel whose logits contain NaN gets the first NaN class.
+    Labels8(&'o mut [u8]),
+    /// Arg-max class per pixel, `[out_h, out_w]`; needs `num_classes ≤ 65536`.
+    Labels16(&'o mut [u16]),
+}
+
+impl Output<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Output::Logits(o) | Output::Probabilities(o) => o.len(),
+            Output::Labels8(o) => o.len(),
+            Output::Labels16(o) => o.len(),
+        }
+    }
+}
+
+fn map(data: &[f32], c: usize, h: usize, w: usize) -> Map<'_> {
+    Map { data, c, h, w }
+}
+
+fn disjoint<const N: usize>(
+    scratch: &mut [f32],
+    regions: [Region; N],
+) -> Result<[&mut [f32]; N], Error> {
+    scratch
+        .get_disjoint_mut(regions.map(|r| r.range()))
+        .map_err(|_| Error::InvalidArgument { what: "internal: scratch layout overlaps" })
+}
+
+impl<'a> Model<'a> {
+    /// Plans an `h × w` input tile: checks the size against the geometry and computes the output
+    /// size and the exact scratch length. See [`Plan`].
+    pub fn plan(&self, h: usize, w: usize) -> Result<Plan, Error> {
+        Plan::new(self.config(), h, w)
+    }
+
+    /// Runs the network on one tile.
+    ///
+    /// - `input`: `[in_channels, h, w]` f32 (already normalised), at least
+    ///   [`Plan::input_len`] elements;
+    /// - `scratch`: at least [`Plan::scratch_len`] elements, contents irrelevant;
+    /// - `output`: see [`Output`]; at least [`Plan::output_len`] (logits, probabilities) or
+    ///   [`Plan::label_len`] (labels) elements.
+    ///
+    /// Never allocates. Every check happens before anything is written: on error, `output` is
+    /// untouched. NaN in the input propagates to logits and probabilities.
+    pub fn forward(
+        &self,
+        plan: &Plan,
+        input: &[f32],
+        scratch: &mut [f32],
+        mut output: Output<'_>,
+    ) -> Result<(), Error> {
+        let cfg = *self.config();
+        if plan.config != cfg {
+            return Err(Error::InvalidArgument { what: "plan was made for another architecture" });
+        }
+        let check = |buffer, needed: usize, got: usize| {
+            if got < needed {
+                Err(Error::BufferTooSmall { buffer, needed, got })
+            } else {
+                Ok(())
+            }
+        };
+        check("input", plan.input_len(), input.len())?;
+        check("scratch", plan.scratch_len(), scratch.len())?;
+        let needed = match output {
+            Output::Logits(_) | Output::Probabilities(_) => plan.output_len(),
+            Output::Labels8(_) | Output::Labels16(_) => plan.label_len(),
+        };
+        check("output", needed, output.len())?;
+        match output {
+            Output::Labels8(_) if cfg.num_classes > 256 => {
+                return Err(Error::InvalidArgument { what: "u8 labels need num_classes <= 256" })
+            }
+            Output::Labels16(_) if cfg.num_classes > 65536 => {
+                return Err(Error::InvalidArgument { what: "u16 labels need num_classes <= 65536" })
+            }
+            _ => {}
+        }
+
+        let (sh, sw) = (plan.sh, plan.sw);
+        let l = cfg.levels;
+        let pad = cfg.padding;
+        let ch = |i: usize| cfg.base_channels << i;
+        let w = |p: ParamId| self.param(p).ok_or(Error::MissingTensor { param: p });
+
+        // Encoder.
+        for i in 0..l {
+            let c = ch(i);
+            let e1 = plan.slot(Kind::E1, i);
+            let s = plan.slot(Kind::S, i);
+            let (wt, bs) = (w(ParamId::Enc { level: i as u8, conv: 1, bias: false })?, w(ParamId::Enc { level: i as u8, conv: 1, bias: true })?);
+            if i == 0 {
+                let [out, pack] = disjoint(scratch, [e1, plan.pack])?;
+                let inp = map(input, cfg.in_channels, sh.input, sw.input);
+                let out = MapMut { data: out, c, h: sh.enc_mid[0], w: sw.enc_mid[0] };
+                conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+            } else {
+                let p = plan.slot(Kind::P, i - 1);
+                let [inp, out, pack] = disjoint(scratch, [p, e1, plan.pack])?;
+                let inp = map(inp, ch(i - 1), sh.enc_in[i], sw.enc_in[i]);
+                let out = MapMut { data: out, c, h: sh.enc_mid[i], w: sw.enc_mid[i] };
+                conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+            }
+            let (wt, bs) = (w(ParamId::Enc { level: i as u8, conv: 2, bias: false })?, w(ParamId::Enc { level: i as u8, conv: 2, bias: true })?);
+            let [inp, out, pack] = disjoint(scratch, [e1, s, plan.pack])?;
+            let inp = map(inp, c, sh.enc_mid[i], sw.enc_mid[i]);
+            let out = MapMut { data: out, c, h: sh.enc_out[i], w: sw.enc_out[i] };
+            conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+            if i + 1 < l {
+                let [inp, out] = disjoint(scratch, [s, plan.slot(Kind::P, i)])?;
+                let inp = map(inp, c, sh.enc_out[i], sw.enc_out[i]);
+                let out = MapMut { data: out, c, h: sh.enc_out[i] / 2, w: sw.enc_out[i] / 2 };
+                conv::maxpool2x2(inp, out);
+            }
+        }
+
+        // Decoder.
+        for i in (0..l.saturating_sub(1)).rev() {
+            let c = ch(i);
+            let lv = i as u8;
+            let (below, bh, bw) = if i + 2 < l {
+                (plan.slot(Kind::D2, i + 1), sh.dec_out[i + 1], sw.dec_out[i + 1])
+            } else {
+                (plan.slot(Kind::S, l - 1), sh.enc_out[l - 1], sw.enc_out[l - 1])
+            };
+            let u = plan.slot(Kind::U, i);
+            let [inp, out, pack] = disjoint(scratch, [below, u, plan.pack])?;
+            let inp = map(inp, ch(i + 1), bh, bw);
+            let out = MapMut { data: out, c, h: sh.up[i], w: sw.up[i] };
+            conv::up2x2(&w(ParamId::Up { level: lv, bias: false })?, &w(ParamId::Up { level: lv, bias: true })?, inp, out, pack);
+
+            let d1 = plan.slot(Kind::D1, i);
+            let [skip, up, out, pack] = disjoint(scratch, [plan.slot(Kind::S, i), u, d1, plan.pack])?;
+            let input = ConvInput {
+                parts: [
+                    Some(Part { map: map(skip, c, sh.enc_out[i], sw.enc_out[i]), off_y: sh.crop[i], off_x: sw.crop[i] }),
+                    Some(Part { map: map(up, c, sh.up[i], sw.up[i]), off_y: 0, off_x: 0 }),
+                ],
+                h: sh.up[i],
+                w: sw.up[i],
+            };
+            let out = MapMut { data: out, c, h: sh.dec_mid[i], w: sw.dec_mid[i] };
+            let (wt, bs) = (w(ParamId::Dec { level: lv, conv: 1, bias: false })?, w(ParamId::Dec { level: lv, conv: 1, bias: true })?);
+            conv::conv3x3(&wt, &bs, &input, pad, true, out, pack);
+
+            let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
+            let inp = map(inp, c, sh.dec_mid[i], sw.dec_mid[i]);
+            let out = MapMut { data: out, c, h: sh.dec_out[i], w: sw.dec_out[i] };
+            let (wt, bs) = (w(ParamId::Dec { level: lv, conv: 2, bias: false })?, w(ParamId::Dec { level: lv, conv: 2, bias: true })?);
+            conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+        }
+
+        // Head, row by row.
+        let last = if l == 1 { plan.slot(Kind::S, 0) } else { plan.slot(Kind::D2, 0) };
+        let [feat, row] = disjoint(scratch, [last, plan.head_row()])?;
+        let hw = w(ParamId::Head { bias: false })?;
+        let hb = w(ParamId::Head { bias: true })?;
+        let (oh, ow) = (sh.output, sw.output);
+        let (k, c0) = (cfg.num_classes, ch(0));
+        for y in 0..oh {
+            for cls in 0..k {
+                let acc = &mut row[cls * ow..(cls + 1) * ow];
+                acc.fill(hb.get(cls));
+                for c in 0..c0 {
+                    let wv = hw.get(cls * c0 + c);
+                    let src = &feat[(c * oh + y) * ow..(c * oh + y + 1) * ow];
+                    for (a, &f) in acc.iter_mut().zip(src) {
+                        *a += wv * f;
+                    }
+                }
+            }
+            write_row(&mut output, row, k, oh, ow, y);
+        }
+        Ok(())
+    }
+}
+
+/// Writes one output row from the class-major row buffer `row` (`[k, ow]` logits).
+fn write_row(output: &mut Output<'_>, row: &[f32], k: usize, oh: usize, ow: usize, y: usize) {
+    match output {
+        Output::Logits(o) => {
+            for cls in 0..k {
+                o[(cls * oh + y) * ow..(cls * oh + y + 1) * ow].copy_from_slice(&row[cls * ow..(cls + 1) * ow]);
+            }
+        }
+        Output::Probabilities(o) => {
+            for x in 0..ow {
+                let mut m = f32::NEG_INFINITY;
+                for cls in 0..k {
+                    m = m.max(row[cls * ow + x]);
+                }
+                let mut sum = 0.0f32;
+                for cls in 0..k {
+                    let e = libm::expf(row[cls * ow + x] - m);
+                    o[(cls * oh + y) * ow + x] = e;
+                    sum += e;
+                }
+                let inv = 1.0 / sum;
+                for cls in 0..k {
+                    o[(cls * oh + y) * ow + x] *= inv;
+                }
+            }
+        }
+        Output::Labels8(o) => {
+            for x in 0..ow {
+                o[y * ow + x] = argmax(row, k, ow, x) as u8;
+            }
+        }
+        Output::Labels16(o) => {
+            for x in 0..ow {
+                o[y * ow + x] = argmax(row, k, ow, x) as u16;
+            }
+        }
+    }
+}
+
+/// Index of the largest of `row[cls·ow + x]` over classes; ties → lowest index; NaN wins.
+fn argmax(row: &[f32], k: usize, ow: usize, x: usize) -> usize {
+    let mut best = 0;
+    let mut bv = row[x];
+    if bv.is_nan() {
+        return 0;
+    }
+    for cls in 1..k {
+        let v = row[cls * ow + x];
+        if v.is_nan() {
+            return cls;
+        }
+        if v > bv {
+            best = cls;
+            bv = v;
+        }
+    }
+    best
+}

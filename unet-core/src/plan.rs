@@ -1,0 +1,230 @@
+//! Planning a tile: validate its size, compute every feature map's size, and lay all of them out
+//! in one scratch buffer by liveness, so the exact scratch length is known before anything runs.
+//!
+//! The schedule (step numbers in brackets) for `L` levels:
+//! encoder level `i`: `E1_i = conv1(P_{i−1} or input)`, `S_i = conv2(E1_i)`, `P_i = pool(S_i)`
+//! (`i < L−1`); decoder level `i = L−2 … 0`: `U_i = up(D2_{i+1} or S_{L−1})`,
+//! `D1_i = conv1([crop(S_i), U_i])`, `D2_i = conv2(D1_i)`; then the head reads `D2_0` (or `S_0`
+//! when `L = 1`) row by row through a `K × out_w` row buffer into the caller's output.
+//!
+//! Each tensor lives from the step that writes it to the last step that reads it (inclusive).
+//! Offsets are assigned greedily, largest tensor first, at the lowest address not used by a
+//! tensor whose lifetime overlaps. Skip tensors therefore stay alive across the bottom of the
+//! network while everything else is recycled. The GEMM packing buffer follows the arena.
+
+use crate::arch::{Config, MAX_LEVELS};
+use crate::conv;
+use crate::error::Error;
+use crate::geometry::{Geometry, Sizes};
+
+/// Kinds of planned tensors (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    E1 = 0,
+    S = 1,
+    P = 2,
+    U = 3,
+    D1 = 4,
+    D2 = 5,
+}
+
+const KINDS: usize = 6;
+const HEAD_ROW: usize = KINDS * MAX_LEVELS;
+const SLOTS: usize = HEAD_ROW + 1;
+
+/// A scratch region: `start..start + len` in f32 elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Region {
+    pub start: usize,
+    pub len: usize,
+}
+
+impl Region {
+    pub fn range(&self) -> core::ops::Range<usize> {
+        self.start..self.start + self.len
+    }
+}
+
+/// A validated tile size with its scratch layout. Made by [`crate::Model::plan`]; only valid for
+/// models with the same [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub(crate) config: Config,
+    pub(crate) sh: Sizes,
+    pub(crate) sw: Sizes,
+    pub(crate) slots: [Region; SLOTS],
+    pub(crate) pack: Region,
+    arena_len: usize,
+    lower_bound: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Item {
+    slot: usize,
+    len: usize,
+    first: usize,
+    last: usize,
+}
+
+fn mul3(a: usize, b: usize, c: usize) -> Result<usize, Error> {
+    a.checked_mul(b).and_then(|v| v.checked_mul(c)).ok_or(Error::Overflow)
+}
+
+impl Plan {
+    /// Plans an `h × w` tile (input pixels) for a network of `config`.
+    pub fn new(config: &Config, h: usize, w: usize) -> Result<Plan, Error> {
+        config.validate()?;
+        let g = Geometry::new(config.levels, config.padding)?;
+        let sh = g.sizes(h).map_err(|what| Error::TileSize { h, w, what })?;
+        let sw = g.sizes(w).map_err(|what| Error::TileSize { h, w, what })?;
+        let l = config.levels;
+        let ch = |i: usize| config.channels(i).ok_or(Error::Overflow);
+
+        // Tensors with their lifetimes, in schedule order.
+        let mut items = [Item::default(); SLOTS];
+        let mut n = 0;
+        let mut push = |kind: Kind, level: usize, len: usize, first: usize, last: usize| {
+            items[n] = Item { slot: kind as usize * MAX_LEVELS + level, len, first, last };
+            n += 1;
+        };
+        // Step numbers: encoder level i uses 3i, 3i+1, 3i+2; decoder level i uses
+        // dec(i) = 3L + 3(L−2−i) + {0, 1, 2}; the head is 3L + 3(L−1).
+        let dec = |i: usize| 3 * l + 3 * (l - 2 - i);
+        let head = 3 * l + 3 * (l - 1);
+        let mut pack = 0usize;
+        for i in 0..l {
+            let c = ch(i)?;
+            let cin = if i == 0 { config.in_channels } else { ch(i - 1)? };
+            push(Kind::E1, i, mul3(c, sh.enc_mid[i], sw.enc_mid[i])?, 3 * i, 3 * i + 1);
+            let s_last = if l == 1 { head } else if i + 1 < l { dec(i) + 1 } else { dec(l - 2) };
+            push(Kind::S, i, mul3(c, sh.enc_out[i], sw.enc_out[i])?, 3 * i + 1, s_last);
+            if i + 1 < l {
+                push(Kind::P, i, mul3(c, sh.enc_out[i] / 2, sw.enc_out[i] / 2)?, 3 * i + 2, 3 * i + 3);
+            }
+            pack = pack
+                .max(conv::conv3x3_pack_len(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
+                .max(conv::conv3x3_pack_len(c, c, sh.enc_out[i], sw.enc_out[i]));
+        }
+        for i in (0..l.saturating_sub(1)).rev() {
+            let c = ch(i)?;
+            let d = dec(i);
+            push(Kind::U, i, mul3(c, sh.up[i], sw.up[i])?, d, d + 1);
+            push(Kind::D1, i, mul3(c, sh.dec_mid[i], sw.dec_mid[i])?, d + 1, d + 2);
+            let last = if i == 0 { head } else { dec(i - 1) };
+            push(Kind::D2, i, mul3(c, sh.dec_out[i], sw.dec_out[i])?, d + 2, last);
+            let below_h = if i + 2 < l { sh.dec_out[i + 1] } else { sh.enc_out[l - 1] };
+            let below_w = if i + 2 < l { sw.dec_out[i + 1] } else { sw.enc_out[l - 1] };
+            pack = pack
+                .max(conv::up2x2_pack_len(c, ch(i + 1)?, below_h, below_w))
+                .max(conv::conv3x3_pack_len(c, 2 * c, sh.dec_mid[i], sw.dec_mid[i]))
+                .max(conv::conv3x3_pack_len(c, c, sh.dec_out[i], sw.dec_out[i]));
+        }
+        let row = config.num_classes.checked_mul(sw.output).ok_or(Error::Overflow)?;
+        items[n] = Item { slot: HEAD_ROW, len: row, first: head, last: head };
+        n += 1;
+
+        let items = &mut items[..n];
+        let mut slots = [Region::default(); SLOTS];
+        let mut arena = 0usize;
+        // Largest first; ties keep schedule order (insertion sort is stable and n ≤ 49).
+        for a in 1..items.len() {
+            let mut b = a;
+            while b > 0 && items[b - 1].len < items[b].len {
+                items.swap(b - 1, b);
+                b -= 1;
+            }
+        }
+        for a in 0..items.len() {
+            let it = items[a];
+            let overlaps = |o: &Item| o.first <= it.last && it.first <= o.last;
+            // Candidate offsets: 0 and the end of every placed tensor alive at the same time.
+            let mut best = usize::MAX;
+            let mut try_at = |start: usize| -> Result<(), Error> {
+                let end = start.checked_add(it.len).ok_or(Error::Overflow)?;
+                let free = items[..a].iter().filter(|o| overlaps(o)).all(|o| {
+                    let r = slots[o.slot];
+                    end <= r.start || r.start + r.len <= start
+                });
+                if free && start < best {
+                    best = start;
+                }
+                Ok(())
+            };
+            try_at(0)?;
+            for o in items[..a].iter().filter(|o| overlaps(o)) {
+                let r = slots[o.slot];
+                try_at(r.start + r.len)?;
+            }
+            slots[it.slot] = Region { start: best, len: it.len };
+            arena = arena.max(best + it.len);
+        }
+        // Lower bound: the most f32 that are alive at one step.
+        let mut lower_bound = 0usize;
+        for t in 0..=head {
+            let live: usize = items.iter().filter(|o| o.first <= t && t <= o.last).map(|o| o.len).sum();
+            lower_bound = lower_bound.max(live);
+        }
+        let pack_region = Region { start: arena, len: pack };
+        arena.checked_add(pack).ok_or(Error::Overflow)?;
+        Ok(Plan { config: *config, sh, sw, slots, pack: pack_region, arena_len: arena, lower_bound })
+    }
+
+    /// Input height and width.
+    pub fn input_size(&self) -> (usize, usize) {
+        (self.sh.input, self.sw.input)
+    }
+
+    /// Output height and width.
+    pub fn output_size(&self) -> (usize, usize) {
+        (self.sh.output, self.sw.output)
+    }
+
+    /// Elements of the input: `in_channels × h × w`.
+    pub fn input_len(&self) -> usize {
+        self.config.in_channels * self.sh.input * self.sw.input
+    }
+
+    /// Elements of a logits or probabilities output: `num_classes × out_h × out_w`.
+    pub fn output_len(&self) -> usize {
+        self.config.num_classes * self.sh.output * self.sw.output
+    }
+
+    /// Elements of a label-map output: `out_h × out_w`.
+    pub fn label_len(&self) -> usize {
+        self.sh.output * self.sw.output
+    }
+
+    /// Exact scratch length (f32 elements) that [`crate::Model::forward`] needs.
+    pub fn scratch_len(&self) -> usize {
+        self.arena_len + self.pack.len
+    }
+
+    /// Scratch length in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        self.scratch_len().saturating_mul(4)
+    }
+
+    /// The smallest arena any layout of this schedule could use: the largest total of tensors
+    /// alive at one step (f32 elements, packing buffer excluded).
+    pub fn scratch_lower_bound(&self) -> usize {
+        self.lower_bound
+    }
+
+    /// Sizes of every feature map along the height.
+    pub fn sizes_h(&self) -> &Sizes {
+        &self.sh
+    }
+
+    /// Sizes of every feature map along the width.
+    pub fn sizes_w(&self) -> &Sizes {
+        &self.sw
+    }
+
+    pub(crate) fn slot(&self, kind: Kind, level: usize) -> Region {
+        self.slots[kind as usize * MAX_LEVELS + level]
+    }
+
+    pub(crate) fn head_row(&self) -> Region {
+        self.slots[HEAD_ROW]
+    }
+}

@@ -1,0 +1,2 @@
+//! libunet: a C ABI over unet-core (being built; see the project issues).
+#![deny(missing_docs)]
