@@ -17,7 +17,9 @@
 //!
 //! Modules: [`safetensors`] (the file reader), [`arch`] (parameter names and shapes),
 //! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers),
-//! [`model`] and the forward pass.
+//! [`model`] and the forward pass; whole frames: [`frame`] (normalise, tile, stitch),
+//! [`tile`] (overlap-tile layout), [`mirror`] (border extrapolation), [`normalize`],
+//! [`histogram`], [`exec`] (the executor seam for several cores).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -25,19 +27,26 @@
 pub mod arch;
 pub mod conv;
 pub mod error;
+pub mod exec;
 mod forward;
+pub mod frame;
 pub mod geometry;
+pub mod histogram;
+pub mod mirror;
 pub mod model;
 pub mod normalize;
 pub mod plan;
 pub mod safetensors;
 pub mod tensor;
+pub mod tile;
 
 pub use arch::{Config, Padding, ParamId};
 pub use error::{Error, Shape};
+pub use exec::{Executor, Sequential};
 pub use forward::Output;
+pub use frame::{FrameInput, FrameOptions, FrameOutput, FramePlan, FrameView, SampleType, TileChoice};
 pub use geometry::Geometry;
 pub use model::{Model, FORMAT_NAME, FORMAT_VERSION};
-pub use normalize::Normalization;
+pub use normalize::{Affine, Normalization};
 pub use plan::Plan;
 pub use tensor::{DType, TensorView};
