@@ -385,12 +385,8 @@ impl<'a> Model<'a> {
         let tile = self.plan(rows.input(), cols.input())?;
         let (oh, ow) = tile.output_size();
         let stats_len = mul(2, cfg.in_channels)?;
-        let norm_len = match (self.normalization().needs_statistics(), options.sample) {
-            (false, _) => 0,
-            (true, SampleType::U8) => histogram::BINS_U8,
-            (true, SampleType::U16) => histogram::BINS_U16,
-            (true, SampleType::F32) => mul(rows.frame(), cols.frame())?,
-        };
+        let norm_len = statistics_scratch_len(self.normalization(), options.sample, rows.frame(), cols.frame())
+            .ok_or(Error::Overflow)?;
         let tile_in_len = mul(cfg.in_channels, mul(rows.input(), cols.input())?)?;
         let logits_len = mul(cfg.num_classes, mul(oh, ow)?)?;
         let worker_len = add(add(tile_in_len, tile.scratch_len())?, logits_len)?;
@@ -532,47 +528,61 @@ impl<'a> Model<'a> {
 /// `work` for percentile statistics.
 fn channel_maps<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, stats: &mut [f32], work: &mut [f32]) -> Result<(), Error> {
     for c in 0..view.channels {
-        let a = if let Some(a) = norm.fixed_affine() {
-            a
-        } else {
-            channel_percentiles(norm, view, c, work)?
-        };
+        let a = channel_affine(norm, view, c, work)?;
         stats[2 * c] = a.offset;
         stats[2 * c + 1] = a.scale;
     }
     Ok(())
 }
 
-fn channel_percentiles<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, c: usize, work: &mut [f32]) -> Result<Affine, Error> {
-    let n = view.height * view.width;
-    let bins = match T::TYPE {
-        SampleType::U8 => histogram::BINS_U8,
-        SampleType::U16 => histogram::BINS_U16,
-        SampleType::F32 => 0,
+/// Scratch (f32 elements) that [`channel_affine`] needs for `height × width` frames of
+/// `sample`s: 0 unless `norm` is a percentile normalisation; then 256 (u8) or 65536 (u16)
+/// histogram bins, or `height × width` (f32: a copy of the channel). `None` on overflow.
+pub fn statistics_scratch_len(norm: Normalization, sample: SampleType, height: usize, width: usize) -> Option<usize> {
+    Some(match (norm.needs_statistics(), sample) {
+        (false, _) => 0,
+        (true, SampleType::U8) => histogram::BINS_U8,
+        (true, SampleType::U16) => histogram::BINS_U16,
+        (true, SampleType::F32) => height.checked_mul(width)?,
+    })
+}
+
+/// The affine map ([`crate::normalize`]) that `norm` gives channel `c` of `view`, with
+/// percentiles over the whole channel. `scratch` needs [`statistics_scratch_len`] elements
+/// (clobbered). Errors: `c` out of range, scratch too small, a non-finite f32 sample under
+/// percentile normalisation. This is the function [`Model::segment`] uses; trainers call it
+/// to normalise exactly as inference does.
+pub fn channel_affine<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, c: usize, scratch: &mut [f32]) -> Result<Affine, Error> {
+    if c >= view.channels {
+        return Err(Error::InvalidArgument { what: "channel index out of range" });
+    }
+    let (low, high) = match norm {
+        Normalization::Percentile { low, high } => (normalize::decimal_f64(low), normalize::decimal_f64(high)),
+        other => return Ok(other.fixed_affine().unwrap_or(Affine::IDENTITY)),
     };
-    if bins > 0 {
-        let counts = work.get_mut(..bins).ok_or(Error::BufferTooSmall { buffer: "scratch", needed: bins, got: 0 })?;
-        let mut h = Histogram::new(histogram::as_counts(counts));
+    let n = view.height * view.width;
+    let need = statistics_scratch_len(norm, T::TYPE, view.height, view.width).ok_or(Error::Overflow)?;
+    let got = scratch.len();
+    let work = scratch.get_mut(..need).ok_or(Error::BufferTooSmall { buffer: "scratch", needed: need, got })?;
+    if T::TYPE != SampleType::F32 {
+        let mut h = Histogram::new(histogram::as_counts(work));
         for y in 0..view.height {
             for &s in view.row(c, y) {
                 h.add(s.bin().unwrap_or(0));
             }
         }
-        return Ok(norm.percentile_affine(n, |k| h.kth(k) as f64));
+        let mut kth = |k: usize| h.kth(k) as f64;
+        let lo = normalize::percentile_linear(n, low, &mut kth);
+        let hi = normalize::percentile_linear(n, high, &mut kth);
+        return Ok(Affine::from_range(lo, hi));
     }
-    let copy = work.get_mut(..n).ok_or(Error::BufferTooSmall { buffer: "scratch", needed: n, got: 0 })?;
-    for (y, dst) in copy.chunks_exact_mut(view.width).enumerate() {
+    for (y, dst) in work.chunks_exact_mut(view.width).enumerate() {
         for (d, &s) in dst.iter_mut().zip(view.row(c, y)) {
             *d = s.to_f32();
         }
     }
-    match norm {
-        Normalization::Percentile { low, high } => {
-            let (lo, hi) = normalize::percentiles_f32(copy, normalize::decimal_f64(low), normalize::decimal_f64(high))?;
-            Ok(Affine::from_range(lo, hi))
-        }
-        other => Ok(other.fixed_affine().unwrap_or(Affine::IDENTITY)),
-    }
+    let (lo, hi) = normalize::percentiles_f32(work, low, high)?;
+    Ok(Affine::from_range(lo, hi))
 }
 
 /// Fills tile `(ky, kx)`'s normalised network input `[C, in_h, in_w]`, mirroring beyond the

@@ -142,7 +142,7 @@ impl Affine {
 
 impl Normalization {
     /// The affine map of a normalisation that does not depend on the frame; `None` for
-    /// [`Normalization::Percentile`] (see [`Normalization::percentile_affine`]).
+    /// [`Normalization::Percentile`] (see [`crate::frame::channel_affine`]).
     pub fn fixed_affine(&self) -> Option<Affine> {
         match *self {
             Normalization::None => Some(Affine::IDENTITY),
@@ -157,20 +157,6 @@ impl Normalization {
     /// True if the map depends on the frame's statistics (percentiles).
     pub fn needs_statistics(&self) -> bool {
         matches!(self, Normalization::Percentile { .. })
-    }
-
-    /// For [`Normalization::Percentile`], the affine map of a channel with `n ≥ 1` samples whose
-    /// sorted order statistics `kth(0..n)` are given (ascending); other variants ignore the
-    /// data and return [`Normalization::fixed_affine`].
-    pub fn percentile_affine(&self, n: usize, mut kth: impl FnMut(usize) -> f64) -> Affine {
-        match *self {
-            Normalization::Percentile { low, high } => {
-                let lo = percentile_linear(n, decimal_f64(low), &mut kth);
-                let hi = percentile_linear(n, decimal_f64(high), &mut kth);
-                Affine::from_range(lo, hi)
-            }
-            _ => self.fixed_affine().unwrap_or(Affine::IDENTITY),
-        }
     }
 }
 
@@ -201,8 +187,8 @@ pub fn decimal_f64(x: f32) -> f64 {
 
 /// The `pct`-th percentile (`0..=100`) of `n ≥ 1` samples whose ascending order statistics are
 /// `kth(i)`, exactly as numpy's default `np.percentile` (method `"linear"`, Hyndman & Fan
-/// type 7) computes it in f64: `q = pct/100`, virtual index `v = (n·q + (1 − q)) − 1` (numpy's
-/// operation order), `i = ⌊v⌋` clamped to `0..n`, `t = v − i`, and numpy's `_lerp`:
+/// type 7) computes it in f64 (numpy 2.x `_QuantileMethods["linear"]`): `q = pct/100`, virtual
+/// index `v = (n − 1)·q`, `i = ⌊v⌋` clamped to `0..n`, `t = v − i`, and numpy's `_lerp`:
 /// `a + (b − a)·t` if `t < 0.5`, else `b − (b − a)·(1 − t)`, with `a = kth(i)`,
 /// `b = kth(i + 1)`.
 pub fn percentile_linear(n: usize, pct: f64, mut kth: impl FnMut(usize) -> f64) -> f64 {
@@ -211,7 +197,7 @@ pub fn percentile_linear(n: usize, pct: f64, mut kth: impl FnMut(usize) -> f64) 
     }
     let q = pct / 100.0;
     let nf = n as f64;
-    let v = (nf * q + (1.0 + q * -1.0)) - 1.0;
+    let v = (nf - 1.0) * q;
     if v >= nf - 1.0 {
         return kth(n - 1);
     }
