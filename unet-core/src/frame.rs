@@ -15,9 +15,10 @@
 //! goes through the same pooling grid and the same sequence of operations. This holds bit for
 //! bit as long as the layers' summation order for an output pixel does not depend on the
 //! pixel's position in the feature map (true of the naive layers; the tests check it
-//! bitwise). For a **same** model the tiles keep a margin of the receptive radius
-//! `3·2^L − 4`, which is discarded, and the same statement holds with the reference tile
-//! starting at `(−margin, −margin)`: the result is that of a same-padded network run on the
+//! bitwise). For a **same** model the tiles keep a margin of [`crate::tile::margin`]
+//! (`7·2^(L−1) − 5`: the full dependency cone, wider than the `3·2^L − 4` radius), which is
+//! computed and discarded, and the same statement holds with the reference tile starting at
+//! `(−margin, −margin)`: the result is that of a same-padded network run on the
 //! mirror-extended frame, *not* that of the network run on the bare frame with its own zero
 //! padding at the frame border.
 //!

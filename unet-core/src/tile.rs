@@ -1,12 +1,14 @@
 //! Overlap-tile layout: how one axis of a frame is cut into network tiles.
 //!
 //! A tile of `input` pixels yields output pixels whose receptive field lies inside the tile for
-//! a centred window of `usable = input − 2·margin` pixels, with `margin` the receptive-field
-//! radius `3·2^L − 4`:
-//! - **valid** models: the network output *is* that window (`margin` = halo);
+//! a centred window of `usable = input − 2·margin` pixels ([`margin`]):
+//! - **valid** models: the network output *is* that window (`margin` = halo `3·2^L − 4`);
 //! - **same** models: the network output has `input` pixels, of which only the central
-//!   `usable` ones are free of the tile's zero padding; the `margin` pixels on each side are
-//!   computed and discarded.
+//!   `usable` ones are free of the tile's zero padding; the `margin = 7·2^(L−1) − 5` pixels on
+//!   each side are computed and discarded. This is wider than the `3·2^L − 4` radius of
+//!   [`Geometry::receptive_radius`]: a level-`i` pixel stands for a block of `2^i` input pixels,
+//!   and for an output pixel that is not at the start of a pooling block the dependency cone
+//!   reaches further (brute-forced in this module's tests for every depth).
 //!
 //! Tile `k` covers frame pixels `origin(k) .. origin(k) + usable` and reads input pixels from
 //! `origin(k) − margin` on (beyond the frame: [`crate::mirror`]). Origins are multiples of
@@ -26,6 +28,15 @@ use core::ops::Range;
 use crate::arch::Padding;
 use crate::error::Error;
 use crate::geometry::Geometry;
+
+/// Context pixels a tile needs on each side of the pixels it computes exactly: the halo
+/// `3·2^L − 4` for valid models, `7·2^(L−1) − 5` for same models (see the module docs).
+pub fn margin(geometry: &Geometry) -> usize {
+    match geometry.padding() {
+        Padding::Valid => geometry.halo(),
+        Padding::Same => 7 * (1 << (geometry.levels() - 1)) - 5,
+    }
+}
 
 /// Tiling of one axis (height or width) of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +63,7 @@ impl AxisTiling {
             return Err(Error::Overflow);
         }
         geometry.sizes(input).map_err(bad)?;
-        let margin = geometry.receptive_radius();
+        let margin = margin(geometry);
         let usable = input
             .checked_sub(2 * margin)
             .filter(|&u| u >= 1)
@@ -78,7 +89,7 @@ impl AxisTiling {
     /// The smallest legal tile input whose usable window covers `frame` pixels in one tile, or
     /// `None` on overflow.
     pub fn covering_input(geometry: &Geometry, frame: usize) -> Option<usize> {
-        let need = frame.max(1).checked_add(2 * geometry.receptive_radius())?;
+        let need = frame.max(1).checked_add(2 * margin(geometry))?;
         geometry.next_legal(need)
     }
 
@@ -145,6 +156,39 @@ impl AxisTiling {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Input interval `(lo, hi)` that output pixel `y` of a same-padded `levels`-level U-Net
+    /// depends on, following every layer (3×3 conv: ±1 at its level; 2×2 pool: pixel `j` reads
+    /// `2j, 2j+1`; 2×2 up-conv: pixel `p` reads `⌊p/2⌋`).
+    fn same_cone(levels: usize, y: i64) -> (i64, i64) {
+        fn enc(i: usize, lo: i64, hi: i64) -> (i64, i64) {
+            let (lo, hi) = (lo - 2, hi + 2);
+            if i == 0 { (lo, hi) } else { enc(i - 1, 2 * lo, 2 * hi + 1) }
+        }
+        fn dec(l: usize, i: usize, lo: i64, hi: i64) -> (i64, i64) {
+            let (lo, hi) = (lo - 2, hi + 2);
+            let a = enc(i, lo, hi);
+            let (lo2, hi2) = (lo.div_euclid(2), hi.div_euclid(2));
+            let b = if i + 2 == l { enc(l - 1, lo2, hi2) } else { dec(l, i + 1, lo2, hi2) };
+            (a.0.min(b.0), a.1.max(b.1))
+        }
+        if levels == 1 { enc(0, y, y) } else { dec(levels, 0, y, y) }
+    }
+
+    #[test]
+    fn same_margin_is_the_dependency_cone() {
+        for l in 1..=8 {
+            let g = Geometry::new(l, Padding::Same).unwrap();
+            let reach = (0..g.step() as i64)
+                .map(|y| {
+                    let (lo, hi) = same_cone(l, y);
+                    (y - lo).max(hi - y)
+                })
+                .max()
+                .unwrap();
+            assert_eq!(margin(&g) as i64, reach, "levels {l}");
+        }
+    }
 
     #[test]
     fn paper_axis() {

@@ -69,7 +69,7 @@ pub fn config(in_channels: usize, num_classes: usize, base: usize, levels: usize
 pub fn single_tile_logits(model: &Model<'_>, norm: &[f32], h: usize, w: usize) -> Vec<f32> {
     let g = model.geometry();
     let cfg = model.config();
-    let m = g.receptive_radius();
+    let m = unet_core::tile::margin(g);
     let nh = g.next_legal(h + 2 * m).unwrap();
     let nw = g.next_legal(w + 2 * m).unwrap();
     let c = cfg.in_channels;
