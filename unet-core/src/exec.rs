@@ -63,7 +63,9 @@ mod rayon_impl {
         /// A pool of `threads` threads (`0` means 1).
         pub fn new(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
             let threads = threads.max(1);
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()?;
             Ok(RayonExecutor { pool, threads })
         }
     }

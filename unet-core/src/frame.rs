@@ -139,24 +139,48 @@ impl<'a, T: Sample> FrameView<'a, T> {
         channel_stride: usize,
     ) -> Result<Self, Error> {
         if channels == 0 || height == 0 || width == 0 {
-            return Err(Error::InvalidArgument { what: "frame channels, height and width must be at least 1" });
+            return Err(Error::InvalidArgument {
+                what: "frame channels, height and width must be at least 1",
+            });
         }
         if row_stride < width {
-            return Err(Error::InvalidArgument { what: "row stride is smaller than the width" });
+            return Err(Error::InvalidArgument {
+                what: "row stride is smaller than the width",
+            });
         }
         let needed = (channels - 1)
             .checked_mul(channel_stride)
-            .and_then(|a| (height - 1).checked_mul(row_stride).and_then(|b| a.checked_add(b)))
+            .and_then(|a| {
+                (height - 1)
+                    .checked_mul(row_stride)
+                    .and_then(|b| a.checked_add(b))
+            })
             .and_then(|a| a.checked_add(width))
             .ok_or(Error::Overflow)?;
         if data.len() < needed {
-            return Err(Error::BufferTooSmall { buffer: "input", needed, got: data.len() });
+            return Err(Error::BufferTooSmall {
+                buffer: "input",
+                needed,
+                got: data.len(),
+            });
         }
-        Ok(FrameView { data, channels, height, width, row_stride, channel_stride })
+        Ok(FrameView {
+            data,
+            channels,
+            height,
+            width,
+            row_stride,
+            channel_stride,
+        })
     }
 
     /// A densely packed `[channels, height, width]` frame.
-    pub fn packed(data: &'a [T], channels: usize, height: usize, width: usize) -> Result<Self, Error> {
+    pub fn packed(
+        data: &'a [T],
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Self, Error> {
         let plane = height.checked_mul(width).ok_or(Error::Overflow)?;
         Self::new(data, channels, height, width, width, plane)
     }
@@ -333,19 +357,33 @@ impl<'a> Model<'a> {
     /// Plans segmenting `height × width` frames of `channels` channels (must equal the model's
     /// `in_channels`): picks the tile size, lays the tiles out and computes the exact scratch
     /// length. Any frame size `≥ 1×1` up to `u32::MAX` pixels is accepted.
-    pub fn frame_plan(&self, height: usize, width: usize, channels: usize, options: FrameOptions) -> Result<FramePlan, Error> {
+    pub fn frame_plan(
+        &self,
+        height: usize,
+        width: usize,
+        channels: usize,
+        options: FrameOptions,
+    ) -> Result<FramePlan, Error> {
         let cfg = *self.config();
         if channels != cfg.in_channels {
-            return Err(Error::InvalidArgument { what: "frame channels differ from the model's in_channels" });
+            return Err(Error::InvalidArgument {
+                what: "frame channels differ from the model's in_channels",
+            });
         }
         if options.workers == 0 {
-            return Err(Error::InvalidArgument { what: "workers must be at least 1" });
+            return Err(Error::InvalidArgument {
+                what: "workers must be at least 1",
+            });
         }
         if height == 0 || width == 0 {
-            return Err(Error::InvalidArgument { what: "frame sizes must be at least 1" });
+            return Err(Error::InvalidArgument {
+                what: "frame sizes must be at least 1",
+            });
         }
         if mul(height, width)? > u32::MAX as usize {
-            return Err(Error::InvalidArgument { what: "frames are limited to u32::MAX pixels" });
+            return Err(Error::InvalidArgument {
+                what: "frames are limited to u32::MAX pixels",
+            });
         }
         let g = *self.geometry();
         let with = |th: usize, tw: usize| -> Result<FramePlan, Error> {
@@ -376,18 +414,32 @@ impl<'a> Model<'a> {
                         None => break,
                     };
                 }
-                best.ok_or(Error::BufferTooSmall { buffer: "scratch budget", needed: smallest.unwrap_or(usize::MAX), got: budget })
+                best.ok_or(Error::BufferTooSmall {
+                    buffer: "scratch budget",
+                    needed: smallest.unwrap_or(usize::MAX),
+                    got: budget,
+                })
             }
         }
     }
 
-    fn layout(&self, rows: AxisTiling, cols: AxisTiling, options: FrameOptions) -> Result<FramePlan, Error> {
+    fn layout(
+        &self,
+        rows: AxisTiling,
+        cols: AxisTiling,
+        options: FrameOptions,
+    ) -> Result<FramePlan, Error> {
         let cfg = *self.config();
         let tile = self.plan(rows.input(), cols.input())?;
         let (oh, ow) = tile.output_size();
         let stats_len = mul(2, cfg.in_channels)?;
-        let norm_len = statistics_scratch_len(self.normalization(), options.sample, rows.frame(), cols.frame())
-            .ok_or(Error::Overflow)?;
+        let norm_len = statistics_scratch_len(
+            self.normalization(),
+            options.sample,
+            rows.frame(),
+            cols.frame(),
+        )
+        .ok_or(Error::Overflow)?;
         let tile_in_len = mul(cfg.in_channels, mul(rows.input(), cols.input())?)?;
         let logits_len = mul(cfg.num_classes, mul(oh, ow)?)?;
         let worker_len = add(add(tile_in_len, tile.scratch_len())?, logits_len)?;
@@ -431,20 +483,32 @@ impl<'a> Model<'a> {
     ) -> Result<(), Error> {
         let cfg = *self.config();
         if plan.config != cfg || plan.normalization != self.normalization() {
-            return Err(Error::InvalidArgument { what: "frame plan was made for another model" });
+            return Err(Error::InvalidArgument {
+                what: "frame plan was made for another model",
+            });
         }
         if input.sample_type() != plan.sample {
-            return Err(Error::InvalidArgument { what: "frame sample type differs from the plan's" });
+            return Err(Error::InvalidArgument {
+                what: "frame sample type differs from the plan's",
+            });
         }
         if input.dims() != (cfg.in_channels, plan.rows.frame(), plan.cols.frame()) {
-            return Err(Error::InvalidArgument { what: "frame size or channels differ from the plan's" });
+            return Err(Error::InvalidArgument {
+                what: "frame size or channels differ from the plan's",
+            });
         }
         let workers = exec.workers();
         if workers == 0 || workers > plan.workers {
-            return Err(Error::InvalidArgument { what: "executor has more workers than the plan has scratch for" });
+            return Err(Error::InvalidArgument {
+                what: "executor has more workers than the plan has scratch for",
+            });
         }
         if scratch.len() < plan.scratch_len {
-            return Err(Error::BufferTooSmall { buffer: "scratch", needed: plan.scratch_len, got: scratch.len() });
+            return Err(Error::BufferTooSmall {
+                buffer: "scratch",
+                needed: plan.scratch_len,
+                got: scratch.len(),
+            });
         }
         let (needed, got) = match &output {
             FrameOutput::Logits(o) | FrameOutput::Probabilities(o) => (plan.output_len(), o.len()),
@@ -452,14 +516,22 @@ impl<'a> Model<'a> {
             FrameOutput::Labels16(o) => (plan.label_len(), o.len()),
         };
         if got < needed {
-            return Err(Error::BufferTooSmall { buffer: "output", needed, got });
+            return Err(Error::BufferTooSmall {
+                buffer: "output",
+                needed,
+                got,
+            });
         }
         match output {
             FrameOutput::Labels8(_) if cfg.num_classes > 256 => {
-                return Err(Error::InvalidArgument { what: "u8 labels need num_classes <= 256" })
+                return Err(Error::InvalidArgument {
+                    what: "u8 labels need num_classes <= 256",
+                })
             }
             FrameOutput::Labels16(_) if cfg.num_classes > 65536 => {
-                return Err(Error::InvalidArgument { what: "u16 labels need num_classes <= 65536" })
+                return Err(Error::InvalidArgument {
+                    what: "u16 labels need num_classes <= 65536",
+                })
             }
             _ => {}
         }
@@ -508,18 +580,30 @@ impl<'a> Model<'a> {
             let (tile_in, rest) = ws.split_at_mut(plan.tile_in_len);
             let (fwd, logits) = rest.split_at_mut(rest.len() - plan.logits_len);
             gather(&view, stats, &rows, &cols, ky, kx, tile_in);
-            if self.forward(&tile_plan, tile_in, fwd, Output::Logits(logits)).is_err() {
+            if self
+                .forward(&tile_plan, tile_in, fwd, Output::Logits(logits))
+                .is_err()
+            {
                 failed.store(true, Ordering::Relaxed);
                 return;
             }
-            let t = TileOut { logits, k, oh, ow, fh, fw };
+            let t = TileOut {
+                logits,
+                k,
+                oh,
+                ow,
+                fh,
+                fw,
+            };
             if !t.write(&sink, &rows, &cols, ky, kx) {
                 failed.store(true, Ordering::Relaxed);
             }
         };
         exec.run(rows.count() * cols.count(), &job);
         if failed.load(Ordering::Relaxed) {
-            return Err(Error::InvalidArgument { what: "internal: a tile failed (executor broke its contract?)" });
+            return Err(Error::InvalidArgument {
+                what: "internal: a tile failed (executor broke its contract?)",
+            });
         }
         Ok(())
     }
@@ -527,7 +611,12 @@ impl<'a> Model<'a> {
 
 /// Writes the affine map of every channel into `stats` (`[offset, scale]` per channel), using
 /// `work` for percentile statistics.
-fn channel_maps<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, stats: &mut [f32], work: &mut [f32]) -> Result<(), Error> {
+fn channel_maps<T: Sample>(
+    norm: Normalization,
+    view: &FrameView<'_, T>,
+    stats: &mut [f32],
+    work: &mut [f32],
+) -> Result<(), Error> {
     for c in 0..view.channels {
         let a = channel_affine(norm, view, c, work)?;
         stats[2 * c] = a.offset;
@@ -539,7 +628,12 @@ fn channel_maps<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, stats: 
 /// Scratch (f32 elements) that [`channel_affine`] needs for `height × width` frames of
 /// `sample`s: 0 unless `norm` is a percentile normalisation; then 256 (u8) or 65536 (u16)
 /// histogram bins, or `height × width` (f32: a copy of the channel). `None` on overflow.
-pub fn statistics_scratch_len(norm: Normalization, sample: SampleType, height: usize, width: usize) -> Option<usize> {
+pub fn statistics_scratch_len(
+    norm: Normalization,
+    sample: SampleType,
+    height: usize,
+    width: usize,
+) -> Option<usize> {
     Some(match (norm.needs_statistics(), sample) {
         (false, _) => 0,
         (true, SampleType::U8) => histogram::BINS_U8,
@@ -553,18 +647,32 @@ pub fn statistics_scratch_len(norm: Normalization, sample: SampleType, height: u
 /// (clobbered). Errors: `c` out of range, scratch too small, a non-finite f32 sample under
 /// percentile normalisation. This is the function [`Model::segment`] uses; trainers call it
 /// to normalise exactly as inference does.
-pub fn channel_affine<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, c: usize, scratch: &mut [f32]) -> Result<Affine, Error> {
+pub fn channel_affine<T: Sample>(
+    norm: Normalization,
+    view: &FrameView<'_, T>,
+    c: usize,
+    scratch: &mut [f32],
+) -> Result<Affine, Error> {
     if c >= view.channels {
-        return Err(Error::InvalidArgument { what: "channel index out of range" });
+        return Err(Error::InvalidArgument {
+            what: "channel index out of range",
+        });
     }
     let (low, high) = match norm {
-        Normalization::Percentile { low, high } => (normalize::decimal_f64(low), normalize::decimal_f64(high)),
+        Normalization::Percentile { low, high } => {
+            (normalize::decimal_f64(low), normalize::decimal_f64(high))
+        }
         other => return Ok(other.fixed_affine().unwrap_or(Affine::IDENTITY)),
     };
     let n = view.height * view.width;
-    let need = statistics_scratch_len(norm, T::TYPE, view.height, view.width).ok_or(Error::Overflow)?;
+    let need =
+        statistics_scratch_len(norm, T::TYPE, view.height, view.width).ok_or(Error::Overflow)?;
     let got = scratch.len();
-    let work = scratch.get_mut(..need).ok_or(Error::BufferTooSmall { buffer: "scratch", needed: need, got })?;
+    let work = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
+        buffer: "scratch",
+        needed: need,
+        got,
+    })?;
     if T::TYPE != SampleType::F32 {
         let mut h = Histogram::new(histogram::as_counts(work));
         for y in 0..view.height {
@@ -588,12 +696,23 @@ pub fn channel_affine<T: Sample>(norm: Normalization, view: &FrameView<'_, T>, c
 
 /// Fills tile `(ky, kx)`'s normalised network input `[C, in_h, in_w]`, mirroring beyond the
 /// frame.
-fn gather<T: Sample>(view: &FrameView<'_, T>, stats: &[f32], rows: &AxisTiling, cols: &AxisTiling, ky: usize, kx: usize, dst: &mut [f32]) {
+fn gather<T: Sample>(
+    view: &FrameView<'_, T>,
+    stats: &[f32],
+    rows: &AxisTiling,
+    cols: &AxisTiling,
+    ky: usize,
+    kx: usize,
+    dst: &mut [f32],
+) {
     let (ih, iw) = (rows.input(), cols.input());
     let (y0, x0) = (rows.input_start(ky), cols.input_start(kx));
     let (fh, fw) = (view.height, view.width);
     for c in 0..view.channels {
-        let a = Affine { offset: stats[2 * c], scale: stats[2 * c + 1] };
+        let a = Affine {
+            offset: stats[2 * c],
+            scale: stats[2 * c + 1],
+        };
         for ty in 0..ih {
             let src = view.row(c, symmetric_index(y0 + ty as isize, fh));
             let d = &mut dst[(c * ih + ty) * iw..(c * ih + ty + 1) * iw];
@@ -620,7 +739,11 @@ unsafe impl<T: Send> Send for Shared<'_, T> {}
 
 impl<'s, T> Shared<'s, T> {
     fn new(s: &'s mut [T]) -> Self {
-        Shared { ptr: s.as_mut_ptr(), len: s.len(), _borrow: PhantomData }
+        Shared {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: PhantomData,
+        }
     }
 
     /// Elements `start..start + len`, or `None` if out of bounds.
@@ -660,7 +783,14 @@ struct TileOut<'t> {
 impl TileOut<'_> {
     /// Writes the frame pixels tile `(ky, kx)` owns; `false` if a range was out of bounds
     /// (impossible for a validated plan).
-    fn write(&self, sink: &Sink<'_>, rows: &AxisTiling, cols: &AxisTiling, ky: usize, kx: usize) -> bool {
+    fn write(
+        &self,
+        sink: &Sink<'_>,
+        rows: &AxisTiling,
+        cols: &AxisTiling,
+        ky: usize,
+        kx: usize,
+    ) -> bool {
         let (k, oh, ow, fh, fw) = (self.k, self.oh, self.ow, self.fh, self.fw);
         let xs = cols.owned(kx);
         let n = xs.len();
@@ -678,7 +808,10 @@ impl TileOut<'_> {
                     for cls in 0..k {
                         let Some(d) = (
                             // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
-                            unsafe { o.range((cls * fh + y) * fw + xs.start, n) }) else { return false };
+                            unsafe { o.range((cls * fh + y) * fw + xs.start, n) }
+                        ) else {
+                            return false;
+                        };
                         for (i, v) in d.iter_mut().enumerate() {
                             *v = at(cls, i);
                         }
@@ -694,32 +827,44 @@ impl TileOut<'_> {
                         for cls in 0..k {
                             let e = libm::expf(at(cls, i) - m);
                             let Some(d) = (
-                            // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
-                            unsafe { o.range((cls * fh + y) * fw + xs.start + i, 1) }) else { return false };
+                                // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
+                                unsafe { o.range((cls * fh + y) * fw + xs.start + i, 1) }
+                            ) else {
+                                return false;
+                            };
                             d[0] = e;
                             sum += e;
                         }
                         let inv = 1.0 / sum;
                         for cls in 0..k {
                             let Some(d) = (
-                            // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
-                            unsafe { o.range((cls * fh + y) * fw + xs.start + i, 1) }) else { return false };
+                                // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
+                                unsafe { o.range((cls * fh + y) * fw + xs.start + i, 1) }
+                            ) else {
+                                return false;
+                            };
                             d[0] *= inv;
                         }
                     }
                 }
                 Sink::Labels8(o) => {
                     let Some(d) = (
-                            // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
-                            unsafe { o.range(y * fw + xs.start, n) }) else { return false };
+                        // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
+                        unsafe { o.range(y * fw + xs.start, n) }
+                    ) else {
+                        return false;
+                    };
                     for (i, v) in d.iter_mut().enumerate() {
                         *v = argmax(k, |cls| at(cls, i)) as u8;
                     }
                 }
                 Sink::Labels16(o) => {
                     let Some(d) = (
-                            // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
-                            unsafe { o.range(y * fw + xs.start, n) }) else { return false };
+                        // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
+                        unsafe { o.range(y * fw + xs.start, n) }
+                    ) else {
+                        return false;
+                    };
                     for (i, v) in d.iter_mut().enumerate() {
                         *v = argmax(k, |cls| at(cls, i)) as u16;
                     }

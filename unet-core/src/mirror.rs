@@ -45,6 +45,9 @@ mod tests {
         for i in -5..5 {
             assert_eq!(symmetric_index(i, 1), 0);
         }
-        assert_eq!(symmetric_index(isize::MIN, 5), symmetric_index(isize::MIN % 10 + 10, 5));
+        assert_eq!(
+            symmetric_index(isize::MIN, 5),
+            symmetric_index(isize::MIN % 10 + 10, 5)
+        );
     }
 }

@@ -102,7 +102,11 @@ impl Normalization {
                 }
                 Normalization::MinMax { min, max }
             }
-            _ => return Err(bad("expected none, percentile:LO:HI, mean_std:M:S or min_max:MIN:MAX")),
+            _ => {
+                return Err(bad(
+                    "expected none, percentile:LO:HI, mean_std:M:S or min_max:MIN:MAX",
+                ))
+            }
         };
         if it.next().is_some() {
             return Err(bad("too many parameters"));
@@ -110,7 +114,6 @@ impl Normalization {
         Ok(n)
     }
 }
-
 
 /// The per-channel map `y = (x − offset) · scale`, evaluated in f32. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,7 +126,10 @@ pub struct Affine {
 
 impl Affine {
     /// The identity (`none`).
-    pub const IDENTITY: Affine = Affine { offset: 0.0, scale: 1.0 };
+    pub const IDENTITY: Affine = Affine {
+        offset: 0.0,
+        scale: 1.0,
+    };
 
     /// `(x − offset) · scale`.
     #[inline(always)]
@@ -136,7 +142,10 @@ impl Affine {
     pub fn from_range(lo: f64, hi: f64) -> Affine {
         let d = hi - lo;
         let scale = if d == 0.0 { 0.0 } else { (1.0 / d) as f32 };
-        Affine { offset: lo as f32, scale }
+        Affine {
+            offset: lo as f32,
+            scale,
+        }
     }
 }
 
@@ -146,10 +155,13 @@ impl Normalization {
     pub fn fixed_affine(&self) -> Option<Affine> {
         match *self {
             Normalization::None => Some(Affine::IDENTITY),
-            Normalization::MeanStd { mean, std } => {
-                Some(Affine { offset: mean, scale: (1.0 / decimal_f64(std)) as f32 })
+            Normalization::MeanStd { mean, std } => Some(Affine {
+                offset: mean,
+                scale: (1.0 / decimal_f64(std)) as f32,
+            }),
+            Normalization::MinMax { min, max } => {
+                Some(Affine::from_range(decimal_f64(min), decimal_f64(max)))
             }
-            Normalization::MinMax { min, max } => Some(Affine::from_range(decimal_f64(min), decimal_f64(max))),
             Normalization::Percentile { .. } => None,
         }
     }
@@ -182,7 +194,10 @@ pub fn decimal_f64(x: f32) -> f64 {
     if core::fmt::write(&mut buf, format_args!("{x:e}")).is_err() {
         return x as f64;
     }
-    core::str::from_utf8(&buf.b[..buf.n]).ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(x as f64)
+    core::str::from_utf8(&buf.b[..buf.n])
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(x as f64)
 }
 
 /// The `pct`-th percentile (`0..=100`) of `n ≥ 1` samples whose ascending order statistics are
@@ -220,10 +235,14 @@ pub fn percentile_linear(n: usize, pct: f64, mut kth: impl FnMut(usize) -> f64) 
 /// slice is reordered). Errors if `values` is empty or holds NaN or an infinity.
 pub fn percentiles_f32(values: &mut [f32], low: f64, high: f64) -> Result<(f64, f64), Error> {
     if values.is_empty() {
-        return Err(Error::InvalidArgument { what: "percentile of an empty channel" });
+        return Err(Error::InvalidArgument {
+            what: "percentile of an empty channel",
+        });
     }
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(Error::InvalidArgument { what: "percentile normalisation needs finite samples (NaN or infinity found)" });
+        return Err(Error::InvalidArgument {
+            what: "percentile normalisation needs finite samples (NaN or infinity found)",
+        });
     }
     let n = values.len();
     let mut kth = |k: usize| -> f64 { select(values, k) as f64 };
@@ -264,17 +283,34 @@ mod tests {
         assert_eq!(Normalization::parse("none"), Ok(Normalization::None));
         assert_eq!(
             Normalization::parse("percentile:1:99.8"),
-            Ok(Normalization::Percentile { low: 1.0, high: 99.8 })
+            Ok(Normalization::Percentile {
+                low: 1.0,
+                high: 99.8
+            })
         );
         assert_eq!(
             Normalization::parse("mean_std:0.5:0.25"),
-            Ok(Normalization::MeanStd { mean: 0.5, std: 0.25 })
+            Ok(Normalization::MeanStd {
+                mean: 0.5,
+                std: 0.25
+            })
         );
         assert_eq!(
             Normalization::parse("min_max:0:65535"),
-            Ok(Normalization::MinMax { min: 0.0, max: 65535.0 })
+            Ok(Normalization::MinMax {
+                min: 0.0,
+                max: 65535.0
+            })
         );
-        for bad in ["", "percentile:5:1", "mean_std:1:0", "min_max:1", "none:1", "zscore", "mean_std:nan:1"] {
+        for bad in [
+            "",
+            "percentile:5:1",
+            "mean_std:1:0",
+            "min_max:1",
+            "none:1",
+            "zscore",
+            "mean_std:nan:1",
+        ] {
             assert!(Normalization::parse(bad).is_err(), "{bad}");
         }
     }

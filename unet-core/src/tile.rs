@@ -55,9 +55,15 @@ impl AxisTiling {
     /// `frame` pixels. Errors: `frame == 0`, an illegal `input`, or a tile whose usable window is
     /// smaller than the pooling step while the frame needs several tiles.
     pub fn new(geometry: &Geometry, frame: usize, input: usize) -> Result<Self, Error> {
-        let bad = |what| Error::TileSize { h: input, w: input, what };
+        let bad = |what| Error::TileSize {
+            h: input,
+            w: input,
+            what,
+        };
         if frame == 0 {
-            return Err(Error::InvalidArgument { what: "frame sizes must be at least 1" });
+            return Err(Error::InvalidArgument {
+                what: "frame sizes must be at least 1",
+            });
         }
         if frame > isize::MAX as usize / 4 {
             return Err(Error::Overflow);
@@ -74,16 +80,34 @@ impl AxisTiling {
         };
         let step = geometry.step();
         if frame <= usable {
-            return Ok(AxisTiling { frame, input, margin, out_shift, stride: usable, count: 1, last_origin: 0 });
+            return Ok(AxisTiling {
+                frame,
+                input,
+                margin,
+                out_shift,
+                stride: usable,
+                count: 1,
+                last_origin: 0,
+            });
         }
         let stride = usable / step * step;
         if stride == 0 {
-            return Err(bad("tile output smaller than 2^(levels-1): cannot tile a larger frame"));
+            return Err(bad(
+                "tile output smaller than 2^(levels-1): cannot tile a larger frame",
+            ));
         }
         let rest = frame - usable;
         let count = 1 + rest.div_ceil(stride);
         let last_origin = rest.div_ceil(step) * step;
-        Ok(AxisTiling { frame, input, margin, out_shift, stride, count, last_origin })
+        Ok(AxisTiling {
+            frame,
+            input,
+            margin,
+            out_shift,
+            stride,
+            count,
+            last_origin,
+        })
     }
 
     /// The smallest legal tile input whose usable window covers `frame` pixels in one tile, or
@@ -136,7 +160,11 @@ impl AxisTiling {
     /// Frame pixels tile `k` writes; the ranges of all tiles are disjoint and cover
     /// `0..frame`.
     pub fn owned(&self, k: usize) -> Range<usize> {
-        let end = if k + 1 >= self.count { self.frame } else { self.origin(k + 1) };
+        let end = if k + 1 >= self.count {
+            self.frame
+        } else {
+            self.origin(k + 1)
+        };
         self.origin(k)..end
     }
 
@@ -163,16 +191,28 @@ mod tests {
     fn same_cone(levels: usize, y: i64) -> (i64, i64) {
         fn enc(i: usize, lo: i64, hi: i64) -> (i64, i64) {
             let (lo, hi) = (lo - 2, hi + 2);
-            if i == 0 { (lo, hi) } else { enc(i - 1, 2 * lo, 2 * hi + 1) }
+            if i == 0 {
+                (lo, hi)
+            } else {
+                enc(i - 1, 2 * lo, 2 * hi + 1)
+            }
         }
         fn dec(l: usize, i: usize, lo: i64, hi: i64) -> (i64, i64) {
             let (lo, hi) = (lo - 2, hi + 2);
             let a = enc(i, lo, hi);
             let (lo2, hi2) = (lo.div_euclid(2), hi.div_euclid(2));
-            let b = if i + 2 == l { enc(l - 1, lo2, hi2) } else { dec(l, i + 1, lo2, hi2) };
+            let b = if i + 2 == l {
+                enc(l - 1, lo2, hi2)
+            } else {
+                dec(l, i + 1, lo2, hi2)
+            };
             (a.0.min(b.0), a.1.max(b.1))
         }
-        if levels == 1 { enc(0, y, y) } else { dec(levels, 0, y, y) }
+        if levels == 1 {
+            enc(0, y, y)
+        } else {
+            dec(levels, 0, y, y)
+        }
     }
 
     #[test]

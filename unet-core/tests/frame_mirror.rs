@@ -15,13 +15,19 @@ fn matches_np_pad_symmetric_1d() {
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut checked = 0;
     for name in st.names() {
-        let Some(rest) = name.strip_prefix('n') else { continue };
+        let Some(rest) = name.strip_prefix('n') else {
+            continue;
+        };
         let (n, p) = rest.split_once("_p").unwrap();
         let (n, p): (usize, usize) = (n.parse().unwrap(), p.parse().unwrap());
         let (shape, want) = tensor_f64(&st, name);
         assert_eq!(shape, [n + 2 * p]);
         for (i, &v) in want.iter().enumerate() {
-            assert_eq!(symmetric_index(i as isize - p as isize, n), v as usize, "n={n} p={p} i={i}");
+            assert_eq!(
+                symmetric_index(i as isize - p as isize, n),
+                v as usize,
+                "n={n} p={p} i={i}"
+            );
         }
         checked += 1;
     }
@@ -37,7 +43,10 @@ fn matches_np_pad_symmetric_2d() {
     assert_eq!(shape, [3 + 7 + 4, 5 + 2 + 9]);
     for y in 0..shape[0] {
         for x in 0..shape[1] {
-            let (fy, fx) = (symmetric_index(y as isize - 7, 3), symmetric_index(x as isize - 2, 5));
+            let (fy, fx) = (
+                symmetric_index(y as isize - 7, 3),
+                symmetric_index(x as isize - 2, 5),
+            );
             assert_eq!((fy * 5 + fx) as f64, want[y * shape[1] + x], "({y}, {x})");
         }
     }

@@ -12,7 +12,8 @@ use frame_support::{config, model_bytes, single_tile_logits, Rng, Threads};
 use proptest::prelude::*;
 use unet_core::tile::AxisTiling;
 use unet_core::{
-    Executor, FrameInput, FrameOptions, FrameOutput, FrameView, Model, Padding, SampleType, Sequential, TileChoice,
+    Executor, FrameInput, FrameOptions, FrameOutput, FrameView, Model, Padding, SampleType,
+    Sequential, TileChoice,
 };
 
 struct Case {
@@ -23,29 +24,75 @@ struct Case {
 }
 
 const CASES: [Case; 4] = [
-    Case { levels: 2, padding: Padding::Valid, in_ch: 1, classes: 3 },
-    Case { levels: 3, padding: Padding::Valid, in_ch: 2, classes: 2 },
-    Case { levels: 2, padding: Padding::Same, in_ch: 1, classes: 2 },
-    Case { levels: 3, padding: Padding::Same, in_ch: 1, classes: 3 },
+    Case {
+        levels: 2,
+        padding: Padding::Valid,
+        in_ch: 1,
+        classes: 3,
+    },
+    Case {
+        levels: 3,
+        padding: Padding::Valid,
+        in_ch: 2,
+        classes: 2,
+    },
+    Case {
+        levels: 2,
+        padding: Padding::Same,
+        in_ch: 1,
+        classes: 2,
+    },
+    Case {
+        levels: 3,
+        padding: Padding::Same,
+        in_ch: 1,
+        classes: 3,
+    },
 ];
 
 fn frame_u8(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| (rng.next_u64() % 256) as u8).collect()
 }
 
-fn segment_logits(model: &Model<'_>, data: &[u8], h: usize, w: usize, tile: TileChoice, exec: &dyn Executor) -> Vec<f32> {
+fn segment_logits(
+    model: &Model<'_>,
+    data: &[u8],
+    h: usize,
+    w: usize,
+    tile: TileChoice,
+    exec: &dyn Executor,
+) -> Vec<f32> {
     let c = model.config().in_channels;
-    let opts = FrameOptions { tile, workers: exec.workers(), sample: SampleType::U8 };
+    let opts = FrameOptions {
+        tile,
+        workers: exec.workers(),
+        sample: SampleType::U8,
+    };
     let plan = model.frame_plan(h, w, c, opts).unwrap();
     let mut scratch = vec![f32::NAN; plan.scratch_len()];
     let mut out = vec![f32::NAN; plan.output_len()];
     let view = FrameView::packed(data, c, h, w).unwrap();
-    model.segment(&plan, FrameInput::U8(view), &mut scratch, FrameOutput::Logits(&mut out), exec).unwrap();
+    model
+        .segment(
+            &plan,
+            FrameInput::U8(view),
+            &mut scratch,
+            FrameOutput::Logits(&mut out),
+            exec,
+        )
+        .unwrap();
     out
 }
 
 /// Checks one (model, frame, tile) combination against the single-tile reference.
-fn check(case: &Case, h: usize, w: usize, extra_h: usize, extra_w: usize, seed: u64) -> Result<(), TestCaseError> {
+fn check(
+    case: &Case,
+    h: usize,
+    w: usize,
+    extra_h: usize,
+    extra_w: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let cfg = config(case.in_ch, case.classes, 2, case.levels, case.padding);
     let bytes = model_bytes(&cfg, "mean_std:120:60", seed);
     let model = Model::from_safetensors(&bytes).unwrap();
@@ -53,17 +100,36 @@ fn check(case: &Case, h: usize, w: usize, extra_h: usize, extra_w: usize, seed: 
     let mut rng = Rng(seed.wrapping_mul(31) | 1);
     let data = frame_u8(&mut rng, case.in_ch * h * w);
     // Smallest tile that can tile any frame (usable window ≥ step), plus some steps.
-    let min_tile = g.next_legal(2 * unet_core::tile::margin(&g) + g.step()).unwrap();
+    let min_tile = g
+        .next_legal(2 * unet_core::tile::margin(&g) + g.step())
+        .unwrap();
     let th = g.next_legal(min_tile + extra_h * g.step()).unwrap();
     let tw = g.next_legal(min_tile + extra_w * g.step()).unwrap();
-    let got = segment_logits(&model, &data, h, w, TileChoice::Explicit(th, tw), &Sequential);
+    let got = segment_logits(
+        &model,
+        &data,
+        h,
+        w,
+        TileChoice::Explicit(th, tw),
+        &Sequential,
+    );
 
     let a = model.normalization().fixed_affine().unwrap();
     let norm: Vec<f32> = data.iter().map(|&v| a.apply(v as f32)).collect();
     let want = single_tile_logits(&model, &norm, h, w);
     prop_assert_eq!(got.len(), want.len());
     for (i, (x, y)) in got.iter().zip(&want).enumerate() {
-        prop_assert!(x.to_bits() == y.to_bits(), "pixel {} of {}x{} tile {}x{}: {} vs {}", i, h, w, th, tw, x, y);
+        prop_assert!(
+            x.to_bits() == y.to_bits(),
+            "pixel {} of {}x{} tile {}x{}: {} vs {}",
+            i,
+            h,
+            w,
+            th,
+            tw,
+            x,
+            y
+        );
     }
     Ok(())
 }
@@ -90,10 +156,23 @@ fn stitched_equals_single_tile_at_edges() {
     for (k, case) in CASES.iter().enumerate() {
         let cfg = config(case.in_ch, case.classes, 2, case.levels, case.padding);
         let g = unet_core::Geometry::new(cfg.levels, cfg.padding).unwrap();
-        let min_tile = g.next_legal(2 * unet_core::tile::margin(&g) + g.step()).unwrap();
+        let min_tile = g
+            .next_legal(2 * unet_core::tile::margin(&g) + g.step())
+            .unwrap();
         let a = AxisTiling::new(&g, 1000, min_tile).unwrap();
         let (u, s) = (a.usable(), a.stride());
-        let sizes = [1, 3, 5, u - 1, u, u + 1, u + s - 1, u + s, u + s + 1, u + 2 * s + 1];
+        let sizes = [
+            1,
+            3,
+            5,
+            u - 1,
+            u,
+            u + 1,
+            u + s - 1,
+            u + s,
+            u + s + 1,
+            u + 2 * s + 1,
+        ];
         for (i, &h) in sizes.iter().enumerate() {
             let w = sizes[(i * 3 + 1) % sizes.len()];
             check(case, h, w, 0, 0, 1000 + k as u64).unwrap();
@@ -112,12 +191,34 @@ fn tile_size_does_not_change_the_result() {
     let mut rng = Rng(99);
     let (h, w) = (37, 29);
     let data = frame_u8(&mut rng, 2 * h * w);
-    let first = segment_logits(&model, &data, h, w, TileChoice::Budget(1 << 20), &Sequential);
+    let first = segment_logits(
+        &model,
+        &data,
+        h,
+        w,
+        TileChoice::Budget(1 << 20),
+        &Sequential,
+    );
     let g = *model.geometry();
-    let mut n = g.next_legal(2 * unet_core::tile::margin(&g) + g.step()).unwrap();
+    let mut n = g
+        .next_legal(2 * unet_core::tile::margin(&g) + g.step())
+        .unwrap();
     for _ in 0..6 {
-        let other = segment_logits(&model, &data, h, w, TileChoice::Explicit(n, g.next_legal(n + 4).unwrap()), &Sequential);
-        assert!(first.iter().zip(&other).all(|(a, b)| a.to_bits() == b.to_bits()), "tile {n}");
+        let other = segment_logits(
+            &model,
+            &data,
+            h,
+            w,
+            TileChoice::Explicit(n, g.next_legal(n + 4).unwrap()),
+            &Sequential,
+        );
+        assert!(
+            first
+                .iter()
+                .zip(&other)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "tile {n}"
+        );
         n = g.next_legal(n + 1).unwrap();
     }
 }
@@ -132,16 +233,31 @@ fn worker_count_does_not_change_the_result() {
         let (h, w) = (53, 41);
         let data = frame_u8(&mut rng, case.in_ch * h * w);
         let g = *model.geometry();
-        let tile = TileChoice::Explicit(g.next_legal(2 * unet_core::tile::margin(&g) + g.step()).unwrap(), g.next_legal(2 * unet_core::tile::margin(&g) + 2 * g.step()).unwrap());
+        let tile = TileChoice::Explicit(
+            g.next_legal(2 * unet_core::tile::margin(&g) + g.step())
+                .unwrap(),
+            g.next_legal(2 * unet_core::tile::margin(&g) + 2 * g.step())
+                .unwrap(),
+        );
         let one = segment_logits(&model, &data, h, w, tile, &Sequential);
         for t in [1, 2, 4] {
             let got = segment_logits(&model, &data, h, w, tile, &Threads(t));
-            assert!(one.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{t} threads");
+            assert!(
+                one.iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{t} threads"
+            );
             #[cfg(feature = "rayon")]
             {
                 let pool = unet_core::exec::RayonExecutor::new(t).unwrap();
                 let got = segment_logits(&model, &data, h, w, tile, &pool);
-                assert!(one.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "rayon {t} threads");
+                assert!(
+                    one.iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "rayon {t} threads"
+                );
             }
         }
     }

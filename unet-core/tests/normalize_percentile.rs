@@ -28,7 +28,10 @@ fn affine_of<T: Sample>(data: &[T], h: usize, w: usize, low: f32, high: f32) -> 
 fn sorted_percentiles(values: &[f64], low: f64, high: f64) -> (f64, f64) {
     let mut s = values.to_vec();
     s.sort_by(f64::total_cmp);
-    (percentile_linear(s.len(), low, |k| s[k]), percentile_linear(s.len(), high, |k| s[k]))
+    (
+        percentile_linear(s.len(), low, |k| s[k]),
+        percentile_linear(s.len(), high, |k| s[k]),
+    )
 }
 
 #[test]
@@ -44,12 +47,34 @@ fn percentiles_equal_numpy() {
             let (low, high) = (pair[0] as f32, pair[1] as f32);
             assert_eq!(decimal_f64(low), pair[0]);
             let (lo, hi) = sorted_percentiles(&x, decimal_f64(low), decimal_f64(high));
-            assert_eq!((lo, hi), (want[2 * p], want[2 * p + 1]), "{kind} pair {pair:?}");
+            assert_eq!(
+                (lo, hi),
+                (want[2 * p], want[2 * p + 1]),
+                "{kind} pair {pair:?}"
+            );
             // The frame path (histogram or selection) gives the affine of exactly these.
             let a = match kind {
-                "u8" => affine_of(&x.iter().map(|&v| v as u8).collect::<Vec<_>>(), h, w, low, high),
-                "u16" => affine_of(&x.iter().map(|&v| v as u16).collect::<Vec<_>>(), h, w, low, high),
-                _ => affine_of(&x.iter().map(|&v| v as f32).collect::<Vec<_>>(), h, w, low, high),
+                "u8" => affine_of(
+                    &x.iter().map(|&v| v as u8).collect::<Vec<_>>(),
+                    h,
+                    w,
+                    low,
+                    high,
+                ),
+                "u16" => affine_of(
+                    &x.iter().map(|&v| v as u16).collect::<Vec<_>>(),
+                    h,
+                    w,
+                    low,
+                    high,
+                ),
+                _ => affine_of(
+                    &x.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    h,
+                    w,
+                    low,
+                    high,
+                ),
             };
             assert_eq!(a, Affine::from_range(lo, hi), "{kind} pair {pair:?}");
         }
@@ -69,8 +94,13 @@ fn normalised_values_match_numpy() {
         let eps = f32::EPSILON as f64 / 2.0;
         for (i, (&v, &wv)) in xf.iter().zip(&want).enumerate() {
             let got = a.apply(v) as f64;
-            let tol = 4.0 * eps * ((v - a.offset).abs() as f64 + a.offset.abs() as f64) * a.scale as f64 + eps;
-            assert!((got - wv).abs() <= tol.max(wv.abs() * 4.0 * eps), "{kind}[{i}]: {got} vs numpy {wv}");
+            let tol =
+                4.0 * eps * ((v - a.offset).abs() as f64 + a.offset.abs() as f64) * a.scale as f64
+                    + eps;
+            assert!(
+                (got - wv).abs() <= tol.max(wv.abs() * 4.0 * eps),
+                "{kind}[{i}]: {got} vs numpy {wv}"
+            );
         }
     }
 }
@@ -98,7 +128,10 @@ fn constant_channel_maps_to_zero_and_bad_input_is_refused() {
     let single = affine_of(&[9.5f32], 1, 1, 0.0, 100.0);
     assert_eq!(single.apply(9.5), 0.0);
 
-    let norm = Normalization::Percentile { low: 1.0, high: 99.0 };
+    let norm = Normalization::Percentile {
+        low: 1.0,
+        high: 99.0,
+    };
     let bad = [1.0f32, f32::NAN, 3.0, 4.0];
     let view = FrameView::packed(&bad[..], 1, 2, 2).unwrap();
     let mut scratch = vec![0f32; 4];
@@ -110,7 +143,10 @@ fn constant_channel_maps_to_zero_and_bad_input_is_refused() {
     let ok = [1u16, 2, 3, 4];
     let view = FrameView::packed(&ok[..], 1, 2, 2).unwrap();
     assert!(channel_affine(norm, &view, 0, &mut scratch).is_err());
-    assert_eq!(statistics_scratch_len(norm, SampleType::U16, 2, 2), Some(65536));
+    assert_eq!(
+        statistics_scratch_len(norm, SampleType::U16, 2, 2),
+        Some(65536)
+    );
     let mut big = vec![0f32; 65536];
     assert!(channel_affine(norm, &view, 1, &mut big).is_err());
     assert!(channel_affine(norm, &view, 0, &mut big).is_ok());
@@ -129,11 +165,17 @@ fn strided_views_read_the_right_samples() {
         }
     }
     let view = FrameView::new(&buf[..], 2, h, w, rs, cs).unwrap();
-    let norm = Normalization::Percentile { low: 0.0, high: 100.0 };
+    let norm = Normalization::Percentile {
+        low: 0.0,
+        high: 100.0,
+    };
     let mut scratch = vec![0f32; 65536];
     for c in 0..2 {
         let a = channel_affine(norm, &view, c, &mut scratch).unwrap();
-        assert_eq!(a, Affine::from_range((c * 100) as f64, (c * 100 + 11) as f64));
+        assert_eq!(
+            a,
+            Affine::from_range((c * 100) as f64, (c * 100 + 11) as f64)
+        );
     }
     assert!(FrameView::new(&buf[..buf.len() - 1], 2, h, w, rs, cs).is_err());
     assert!(FrameView::new(&buf[..], 2, h, w, 3, cs).is_err());

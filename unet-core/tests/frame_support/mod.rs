@@ -33,15 +33,30 @@ pub fn model_bytes(cfg: &Config, normalization: &str, seed: u64) -> Vec<u8> {
         let p = cfg.param(k).unwrap();
         let shape = cfg.param_shape(p).unwrap().dims().to_vec();
         let n: usize = shape.iter().product();
-        let fan_in: usize = if shape.len() == 4 { shape[1] * shape[2] * shape[3] } else { 1 };
+        let fan_in: usize = if shape.len() == 4 {
+            shape[1] * shape[2] * shape[3]
+        } else {
+            1
+        };
         let is_bias = shape.len() == 1;
-        let a = if is_bias { 0.1 } else { (6.0 / fan_in as f32).sqrt() };
-        let data: Vec<u8> = (0..n).flat_map(|_| (rng.uniform() * a).to_le_bytes()).collect();
+        let a = if is_bias {
+            0.1
+        } else {
+            (6.0 / fan_in as f32).sqrt()
+        };
+        let data: Vec<u8> = (0..n)
+            .flat_map(|_| (rng.uniform() * a).to_le_bytes())
+            .collect();
         tensors.push((p.to_string(), shape, data));
     }
     let views: Vec<(String, StView<'_>)> = tensors
         .iter()
-        .map(|(name, shape, data)| (name.clone(), StView::new(Dtype::F32, shape.clone(), data).unwrap()))
+        .map(|(name, shape, data)| {
+            (
+                name.clone(),
+                StView::new(Dtype::F32, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     let meta: HashMap<String, String> = [
         ("format", "unet".to_string()),
@@ -59,8 +74,20 @@ pub fn model_bytes(cfg: &Config, normalization: &str, seed: u64) -> Vec<u8> {
     safetensors::serialize(views, Some(meta)).unwrap()
 }
 
-pub fn config(in_channels: usize, num_classes: usize, base: usize, levels: usize, padding: Padding) -> Config {
-    Config { in_channels, num_classes, base_channels: base, levels, padding }
+pub fn config(
+    in_channels: usize,
+    num_classes: usize,
+    base: usize,
+    levels: usize,
+    padding: Padding,
+) -> Config {
+    Config {
+        in_channels,
+        num_classes,
+        base_channels: base,
+        levels,
+        padding,
+    }
 }
 
 /// Logits `[K, H, W]` of one single tile over the mirror-extended, normalised frame `norm`
@@ -86,7 +113,9 @@ pub fn single_tile_logits(model: &Model<'_>, norm: &[f32], h: usize, w: usize) -
     let plan = model.plan(nh, nw).unwrap();
     let mut scratch = vec![0f32; plan.scratch_len()];
     let mut out = vec![0f32; plan.output_len()];
-    model.forward(&plan, &input, &mut scratch, Output::Logits(&mut out)).unwrap();
+    model
+        .forward(&plan, &input, &mut scratch, Output::Logits(&mut out))
+        .unwrap();
     let (oh, ow) = plan.output_size();
     let shift = match cfg.padding {
         Padding::Valid => 0,
@@ -132,19 +161,37 @@ unsafe impl Executor for Threads {
 
 /// Bytes of a committed fixture under tests/fixtures/frame/.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../tests/fixtures/frame/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run tests/reference/make_frame_fixtures.py)"))
+    let path = format!(
+        "{}/../tests/fixtures/frame/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (run tests/reference/make_frame_fixtures.py)"))
 }
 
 /// A tensor of a fixture as f64 values (I64, F64, F32, U8 and U16 tensors).
 pub fn tensor_f64(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f64>) {
-    let t = st.tensor(name).unwrap_or_else(|_| panic!("fixture tensor {name}"));
+    let t = st
+        .tensor(name)
+        .unwrap_or_else(|_| panic!("fixture tensor {name}"));
     let d = t.data();
     let v: Vec<f64> = match t.dtype() {
-        Dtype::I64 => d.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-        Dtype::F64 => d.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
-        Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-        Dtype::U16 => d.chunks_exact(2).map(|b| u16::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+        Dtype::I64 => d
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        Dtype::F64 => d
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+        Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        Dtype::U16 => d
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
         Dtype::U8 => d.iter().map(|&b| b as f64).collect(),
         other => panic!("unexpected dtype {other:?}"),
     };
