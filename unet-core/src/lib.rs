@@ -49,7 +49,9 @@ pub use arch::{Config, Padding, ParamId};
 pub use error::{Error, Shape};
 pub use exec::{Executor, Sequential};
 pub use forward::Output;
-pub use frame::{FrameInput, FrameOptions, FrameOutput, FramePlan, FrameView, SampleType, TileChoice};
+pub use frame::{
+    FrameInput, FrameOptions, FrameOutput, FramePlan, FrameView, SampleType, TileChoice,
+};
 pub use geometry::Geometry;
 pub use model::{Model, FORMAT_NAME, FORMAT_VERSION};
 pub use normalize::{Affine, Normalization};
