@@ -72,9 +72,7 @@ fn main() {
             workers: t,
             sample: SampleType::U16,
         };
-        let plan = model
-            .frame_plan(frame, frame, 1, opts)
-            .expect("frame plan");
+        let plan = model.frame_plan(frame, frame, 1, opts).expect("frame plan");
         let (th, tw) = plan.tile_input_size();
         let (ny, nx) = plan.tile_counts();
         let flops = plan.tile_plan().flops().expect("flops") as f64 * (ny * nx) as f64;

@@ -33,6 +33,19 @@
 //!
 //! [`Model`] is immutable and `Sync`: several threads may segment frames with one shared model
 //! at the same time, each with its own plan copy, scratch and output.
+//!
+//! ```no_run
+//! # fn demo(bytes: &[u8], pixels: &[u16], scratch: &mut [f32], labels: &mut [u8]) -> Result<(), unet_core::Error> {
+//! use unet_core::{FrameInput, FrameOptions, FrameOutput, FrameView, Model, SampleType,
+//!                 Sequential, TileChoice};
+//! let model = Model::from_safetensors(bytes)?;
+//! let options = FrameOptions { tile: TileChoice::Budget(256 << 20), workers: 1, sample: SampleType::U16 };
+//! let plan = model.frame_plan(2048, 2048, 1, options)?;   // picks the tile, sizes the scratch
+//! assert!(scratch.len() >= plan.scratch_len());
+//! let frame = FrameView::new(pixels, 1, 2048, 2048, 2048, 2048 * 2048)?; // strides in elements
+//! model.segment(&plan, FrameInput::U16(frame), scratch, FrameOutput::Labels8(labels), &Sequential)?;
+//! # Ok(()) }
+//! ```
 
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, Ordering};

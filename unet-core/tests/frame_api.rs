@@ -477,3 +477,12 @@ fn budget_picks_the_largest_fitting_tile() {
     );
     assert_eq!(p.tile_counts(), (1, 1));
 }
+
+#[test]
+fn model_and_plan_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Model<'static>>();
+    shareable::<unet_core::FramePlan>();
+    shareable::<FrameView<'static, u16>>();
+    shareable::<unet_core::exec::Sequential>();
+}
