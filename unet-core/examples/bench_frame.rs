@@ -10,7 +10,9 @@
 //! change the work):
 //! - `paper`: 5 levels, 64 base channels, valid (the paper's network, 572² → 388² tiles);
 //! - `base16`: 5 levels, 16 base channels, valid;
-//! - `small`: 3 levels, 4 base channels, valid.
+//! - `small`: 3 levels, 4 base channels, valid;
+//! - `overhead`: 1 level, 1 base channel: almost no network, so the time is that of the frame
+//!   machinery (percentile histogram, mirrored gather + normalisation, stitching).
 //!
 //! TILE is the tile input size (legal for the model) or `budget:MIB`, the whole scratch budget
 //! in MiB (the planner picks the largest tile that fits). Performance figures come from this
@@ -38,8 +40,9 @@ fn main() {
         "paper" => (64, 5),
         "base16" => (16, 5),
         "small" => (4, 3),
+        "overhead" => (1, 1),
         other => {
-            eprintln!("unknown config {other}: use paper, base16 or small");
+            eprintln!("unknown config {other}: use paper, base16, small or overhead");
             std::process::exit(2);
         }
     };

@@ -1,6 +1,9 @@
 //! The frame API's contracts: sample types, output kinds (vs the single-tile forward pass),
 //! validation before any write, the scratch budget, constant frames.
 
+// `unet_core::Error` is large and `Copy` by design (see unet-core/src/lib.rs).
+#![allow(clippy::result_large_err)]
+
 mod frame_support;
 
 use frame_support::{config, model_bytes, single_tile_logits, Rng};
