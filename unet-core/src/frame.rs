@@ -301,6 +301,7 @@ pub struct FramePlan {
     logits_len: usize,
     worker_len: usize,
     scratch_len: usize,
+    output_len: usize,
 }
 
 impl FramePlan {
@@ -351,7 +352,7 @@ impl FramePlan {
     }
     /// Elements of a logits or probabilities output: `num_classes × H × W`.
     pub fn output_len(&self) -> usize {
-        self.config.num_classes * self.rows.frame() * self.cols.frame()
+        self.output_len
     }
     /// Elements of a label output: `H × W`.
     pub fn label_len(&self) -> usize {
@@ -459,6 +460,7 @@ impl<'a> Model<'a> {
         let shared = mul(worker_len, options.workers)?.max(norm_len);
         let scratch_len = add(stats_len, shared)?;
         mul(scratch_len, 4)?;
+        let output_len = mul(cfg.num_classes, mul(rows.frame(), cols.frame())?)?;
         Ok(FramePlan {
             config: cfg,
             normalization: self.normalization(),
@@ -473,6 +475,7 @@ impl<'a> Model<'a> {
             logits_len,
             worker_len,
             scratch_len,
+            output_len,
         })
     }
 
