@@ -4,27 +4,26 @@
 //! illegal sizes) and the forward pass for every [`Output`] kind must count zero.
 //!
 //! All bytes and buffers are prepared before the count starts. Only the measuring thread's calls
-//! are counted (a thread-local flag), so the test harness's other threads cannot disturb it.
+//! are counted (thread-local flag and counter), so tests running in parallel cannot disturb it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use unet_core::{Model, Output};
 
 struct Counting;
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    // `const` initialisation: reading it never allocates (no lazy init, no destructor).
+    // `const` initialisation: using these never allocates (no lazy init, no destructor). Both
+    // are per thread, so tests running in parallel cannot disturb each other's counts.
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    static CALLS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note() {
     if ACTIVE.try_with(Cell::get).unwrap_or(false) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        let _ = CALLS.try_with(|c| c.set(c.get() + 1));
     }
 }
 
@@ -58,11 +57,11 @@ static GLOBAL: Counting = Counting;
 
 /// Runs `f` and returns its result with the number of heap calls this thread made inside it.
 fn heap_calls<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = CALLS.load(Ordering::Relaxed);
+    CALLS.with(|c| c.set(0));
     ACTIVE.with(|a| a.set(true));
     let r = f();
     ACTIVE.with(|a| a.set(false));
-    (r, CALLS.load(Ordering::Relaxed) - before)
+    (r, CALLS.with(Cell::get))
 }
 
 fn fixture(name: &str) -> Vec<u8> {
