@@ -17,9 +17,13 @@ fn main() -> ExitCode {
     let run = || -> Result<(), String> {
         let bytes = std::fs::read(&args[1]).map_err(|e| format!("{}: {e}", args[1]))?;
         let raw = std::fs::read(&args[2]).map_err(|e| format!("{}: {e}", args[2]))?;
-        let tile: usize = args[3].parse().map_err(|_| "TILE must be an integer".to_string())?;
-        let input: Vec<f32> =
-            raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let tile: usize = args[3]
+            .parse()
+            .map_err(|_| "TILE must be an integer".to_string())?;
+        let input: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         let model = Model::from_safetensors(&bytes).map_err(|e| e.to_string())?;
         let plan = model.plan(tile, tile).map_err(|e| e.to_string())?;
         let (oh, ow) = plan.output_size();
@@ -31,7 +35,12 @@ fn main() -> ExitCode {
             .forward(&plan, &input, &mut scratch, Output::Labels8(&mut labels))
             .map_err(|e| e.to_string())?;
         model
-            .forward(&plan, &input, &mut scratch, Output::Probabilities(&mut probs))
+            .forward(
+                &plan,
+                &input,
+                &mut scratch,
+                Output::Probabilities(&mut probs),
+            )
             .map_err(|e| e.to_string())?;
         println!("unet-report v1");
         println!("tile {tile}x{tile} -> {oh}x{ow}");
@@ -49,7 +58,11 @@ fn main() -> ExitCode {
         for c in 0..k {
             let p = &probs[c * oh * ow..(c + 1) * oh * ow];
             let sum: f32 = p.iter().sum();
-            println!("class {c} prob_sum {sum} prob_first {} prob_last {}", p[0], p[p.len() - 1]);
+            println!(
+                "class {c} prob_sum {sum} prob_first {} prob_last {}",
+                p[0],
+                p[p.len() - 1]
+            );
         }
         Ok(())
     };

@@ -34,6 +34,8 @@ pub mod model;
 pub mod normalize;
 pub mod plan;
 pub mod safetensors;
+#[cfg(feature = "std")]
+pub mod synth;
 pub mod tensor;
 
 pub use arch::{Config, Padding, ParamId};
