@@ -541,10 +541,11 @@ fn extra_tensor_is_located() {
         let Err(Error::UnexpectedTensor { offset }) = r else {
             panic!("extra tensor {name}: got {r:?}");
         };
-        // The offset locates the extra tensor's name (the first byte of the name, in the file).
+        // The offset locates the extra tensor's name: its opening quote, as a file offset.
+        let quoted = format!("\"{name}\"");
         assert!(
-            bytes[offset..].starts_with(name.as_bytes()),
-            "offset {offset} points at {:?}, not at {name}",
+            bytes[offset..].starts_with(quoted.as_bytes()),
+            "offset {offset} points at {:?}, not at {quoted}",
             String::from_utf8_lossy(&bytes[offset..(offset + 24).min(bytes.len())])
         );
     }
