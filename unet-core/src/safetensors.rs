@@ -6,7 +6,9 @@
 //! `[8, 8 + N)`: the header, UTF-8 JSON: one object whose values are tensor entries
 //! `{"dtype": "F32", "shape": [2, 3], "data_offsets": [BEGIN, END]}` plus an optional
 //! `"__metadata__"` entry holding an object of string → string (or `null`). JSON whitespace may
-//! surround the object (writers pad the header with spaces to align the data).
+//! surround the object: trailing padding is how writers align the data, and leading whitespace is
+//! accepted too because the crate accepts it on purpose (its README says the header begins with
+//! `{`; its tests require readers to tolerate leading padding).
 //! `[8 + N, len)`: the data buffer. `data_offsets` are relative to its start; the tensors must
 //! cover it exactly, without holes or overlaps (in any header order), and each tensor's byte length
 //! must be `numel × bits(dtype) / 8` (sub-byte dtypes such as `F4` must end on a byte boundary).

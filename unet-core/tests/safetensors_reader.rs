@@ -1552,3 +1552,19 @@ fn synth_models_load_and_agree() {
         );
     }
 }
+
+/// On 32-bit targets (thumbv7em, ...) an integer above `usize::MAX` is refused, as the crate
+/// would (serde reads offsets and dims as `usize`). Not reachable on 64-bit hosts.
+#[cfg(target_pointer_width = "32")]
+#[test]
+fn golden_integer_wider_than_usize() {
+    let h = entry(r#"{"dtype":"U8","shape":[4294967296],"data_offsets":[0,0]}"#);
+    let off = 8 + h.find("4294967296").unwrap();
+    assert_eq!(
+        SafeTensors::parse(&file(&h, b"")).unwrap_err(),
+        Error::Format {
+            what: "integer does not fit in usize",
+            offset: off
+        }
+    );
+}
