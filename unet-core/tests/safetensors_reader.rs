@@ -1521,9 +1521,7 @@ fn empty_file_and_no_metadata() {
 #[test]
 fn synth_models_load_and_agree() {
     use unet_core::{Config, Model, Padding};
-    // One level only: `synth::random_model` indexes `dims[1]` of the 1-D `up.*.bias` shapes
-    // (reported to its owner), so deeper configs panic inside the writer.
-    for (levels, dtype) in [(1, DType::F32), (1, DType::F16), (1, DType::BF16)] {
+    for (levels, dtype) in [(1, DType::F32), (3, DType::F16), (4, DType::BF16)] {
         let config = Config {
             in_channels: 1,
             num_classes: 2,
