@@ -14,16 +14,16 @@
 //! frame (the reference of the tests): tile origins are multiples of `2^(L−1)`, so each pixel
 //! goes through the same pooling grid and the same sequence of operations. This holds bit for
 //! bit as long as the layers' summation order for an output pixel does not depend on the
-//! pixel's position in the feature map (true of the naive layers; the tests check it
-//! bitwise). For a **same** model the tiles keep a margin of [`crate::tile::margin`]
+//! pixel's position in the feature map (`tests/frame_stitch.rs` checks it bitwise, for
+//! every layer implementation the build uses). For a **same** model the tiles keep a margin of [`crate::tile::margin`]
 //! (`7·2^(L−1) − 5`: the full dependency cone, wider than the `3·2^L − 4` radius), which is
 //! computed and discarded, and the same statement holds with the reference tile starting at
 //! `(−margin, −margin)`: the result is that of a same-padded network run on the
 //! mirror-extended frame, *not* that of the network run on the bare frame with its own zero
 //! padding at the frame border.
 //!
-//! Results do not depend on the tile size's choice only through the above (tiles of different
-//! sizes compute the same pixels identically), nor on the executor or its number of workers.
+//! Consequently the result depends neither on the tile size (tiles of different sizes compute
+//! each pixel identically) nor on the executor or its number of workers.
 //!
 //! # Scratch layout (f32 elements)
 //! `[2·C channel maps | max(normalisation statistics, workers × per-worker tile workspace)]`:
