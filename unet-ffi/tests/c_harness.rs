@@ -310,3 +310,27 @@ fn c_harness_under_valgrind() {
         assert_eq!(lines, d.report, "under valgrind ({link:?})");
     }
 }
+
+#[test]
+fn cpp_wrapper() {
+    let d = data();
+    let dir = scratch_dir("cpp");
+    let exe = dir.join("wrapper_test");
+    compile("g++", CXX_FLAGS, &[repo().join("tests/cpp/wrapper_test.cpp")], Link::Shared, &exe);
+    let lines = run(&mut Command::new(&exe).arg(&d.dir));
+    assert_eq!(lines, ["wrapper_test: all checks passed"]);
+}
+
+#[test]
+fn header_included_twice_from_c_and_cpp() {
+    let dir = scratch_dir("include");
+    let src = repo().join("tests/c/include_twice.c");
+    for (compiler, flags, name) in [
+        ("gcc", C_FLAGS, "twice_c"),
+        ("g++", &["-x", "c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"][..], "twice_cpp"),
+    ] {
+        let exe = dir.join(name);
+        compile(compiler, flags, std::slice::from_ref(&src), Link::Shared, &exe);
+        run(&mut Command::new(&exe));
+    }
+}
