@@ -191,6 +191,13 @@ impl Kernel {
         }
     }
 
+    /// Pack elements [`gemm`] needs with this kernel for an `m × n × k` product (at most
+    /// [`pack_len`], which covers every kernel of the target).
+    pub fn pack_len(self, m: usize, n: usize, k: usize) -> usize {
+        let (mr, nr) = self.tile();
+        pack_len_tile(mr, nr, m, n, k)
+    }
+
     /// The tile shape `(MR, NR)`.
     pub fn tile(self) -> (usize, usize) {
         match self.0 {
@@ -281,8 +288,7 @@ where
     if cols.start > cols.end || cols.end > n {
         return Err(Error::InvalidArgument { what: "gemm: column range outside 0..N" });
     }
-    let (mr, nr) = kernel.tile();
-    let needed = pack_len_tile(mr, nr, m, cols.len(), k);
+    let needed = kernel.pack_len(m, cols.len(), k);
     if pack.len() < needed {
         return Err(Error::BufferTooSmall { buffer: "gemm pack", needed, got: pack.len() });
     }
@@ -321,6 +327,7 @@ fn run<K, A, B, D>(
     let kc_step = k.div_ceil(k_blocks);
     let a_len = round_up(min(MC, m), mr) * kc_step;
     let (ap, bp) = pack.split_at_mut(a_len);
+    // Stays zero when K = 0 (the kernel is then never called).
     let mut tile = [0.0f32; MAX_TILE];
 
     let mut jc = cols.start;
@@ -330,11 +337,15 @@ fn run<K, A, B, D>(
         loop {
             let kc = min(kc_step, k - pc);
             let (first, last) = (pc == 0, pc + kc == k);
-            b.pack_b(pc, kc, jc, nc, nr, bp);
+            if kc > 0 {
+                b.pack_b(pc, kc, jc, nc, nr, bp);
+            }
             let mut ic = 0;
             while ic < m {
                 let mc = min(MC, m - ic);
-                a.pack_a(ic, mc, pc, kc, mr, ap);
+                if kc > 0 {
+                    a.pack_a(ic, mc, pc, kc, mr, ap);
+                }
                 let mut jr = 0;
                 while jr < nc {
                     let bpanel = &bp[jr * kc..(jr + nr) * kc];
@@ -342,7 +353,9 @@ fn run<K, A, B, D>(
                     let mut ir = 0;
                     while ir < mc {
                         let apanel = &ap[ir * kc..(ir + mr) * kc];
-                        K::run(kc, apanel, bpanel, &mut tile);
+                        if kc > 0 {
+                            K::run(kc, apanel, bpanel, &mut tile);
+                        }
                         let rows_here = min(mr, mc - ir);
                         dest.store(ic + ir, jc + jr, rows_here, cols_here, &tile, nr, first, last);
                         ir += mr;
