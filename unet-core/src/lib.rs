@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Modules: [`safetensors`] (the file reader), [`arch`] (parameter names and shapes),
-//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers),
+//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers), [`gemm`] (their packed GEMM),
 //! [`model`] and the forward pass; whole frames: [`frame`] (normalise, tile, stitch),
 //! [`tile`] (overlap-tile layout), [`mirror`] (border extrapolation), [`normalize`],
 //! [`histogram`], [`exec`] (the executor seam for several cores).
@@ -33,6 +33,7 @@ pub mod error;
 pub mod exec;
 mod forward;
 pub mod frame;
+pub mod gemm;
 pub mod geometry;
 pub mod histogram;
 pub mod mirror;
