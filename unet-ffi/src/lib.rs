@@ -21,8 +21,8 @@
 mod boundary;
 mod handle;
 pub mod model;
-mod owned;
 pub mod output;
+mod owned;
 pub mod status;
 pub mod tile;
 
