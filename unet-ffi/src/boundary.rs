@@ -87,11 +87,7 @@ pub(crate) struct Span {
 impl Span {
     fn of<T>(p: *const T, len: usize, name: &'static str) -> Self {
         let start = p as usize;
-        Span {
-            start,
-            end: start + len * size_of::<T>(),
-            name,
-        }
+        Span { start, end: start + len * size_of::<T>(), name }
     }
 
     /// Fails if two non-empty spans share a byte (Rust may not alias a `&mut` slice).
@@ -112,14 +108,10 @@ impl Span {
 
 fn check_slice<T>(p: *const T, len: usize, name: &'static str) -> Result<Span, Failure> {
     check_ptr(p, name)?;
-    let bytes = len
-        .checked_mul(size_of::<T>())
-        .filter(|&b| b <= isize::MAX as usize);
+    let bytes = len.checked_mul(size_of::<T>()).filter(|&b| b <= isize::MAX as usize);
     match bytes {
         Some(b) if (p as usize).checked_add(b).is_some() => Ok(Span::of(p, len, name)),
-        _ => Err(Failure::invalid(format!(
-            "argument '{name}': length {len} is impossibly large"
-        ))),
+        _ => Err(Failure::invalid(format!("argument '{name}': length {len} is impossibly large"))),
     }
 }
 

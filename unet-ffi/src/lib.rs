@@ -21,8 +21,8 @@
 mod boundary;
 mod handle;
 pub mod model;
-pub mod output;
 mod owned;
+pub mod output;
 pub mod status;
 pub mod tile;
 

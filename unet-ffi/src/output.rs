@@ -48,11 +48,7 @@ impl OutBuf {
             1 => OutBuf::Probabilities(unsafe { MutSlice::new(output.cast(), len, NAME) }?),
             2 => OutBuf::Labels8(unsafe { MutSlice::new(output.cast(), len, NAME) }?),
             3 => OutBuf::Labels16(unsafe { MutSlice::new(output.cast(), len, NAME) }?),
-            _ => {
-                return Err(Failure::invalid(format!(
-                    "unknown unet_output value {kind}"
-                )))
-            }
+            _ => return Err(Failure::invalid(format!("unknown unet_output value {kind}"))),
         })
     }
 

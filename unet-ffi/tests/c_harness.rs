@@ -69,16 +69,10 @@ fn model_file(cfg: &Config, seed: u64, spoil: Spoil) -> Vec<u8> {
         let bound = if dims.len() == 1 {
             0.1
         } else {
-            let fan_in = if name.starts_with("up.") {
-                dims[1] * 4
-            } else {
-                dims[1] * 9
-            };
+            let fan_in = if name.starts_with("up.") { dims[1] * 4 } else { dims[1] * 9 };
             (6.0 / fan_in as f32).sqrt()
         };
-        let data: Vec<u8> = (0..n)
-            .flat_map(|_| (rng.sym() * bound).to_le_bytes())
-            .collect();
+        let data: Vec<u8> = (0..n).flat_map(|_| (rng.sym() * bound).to_le_bytes()).collect();
         if spoil == Spoil::WrongShape && name == "enc.0.conv1.weight" {
             dims.swap(0, 1);
         }
@@ -86,10 +80,7 @@ fn model_file(cfg: &Config, seed: u64, spoil: Spoil) -> Vec<u8> {
     }
     let mut meta: HashMap<String, String> = [
         ("format", "unet".to_string()),
-        (
-            "format_version",
-            if spoil == Spoil::Version2 { "2" } else { "1" }.to_string(),
-        ),
+        ("format_version", if spoil == Spoil::Version2 { "2" } else { "1" }.to_string()),
         ("in_channels", cfg.in_channels.to_string()),
         ("num_classes", cfg.num_classes.to_string()),
         ("base_channels", cfg.base_channels.to_string()),
@@ -141,57 +132,30 @@ fn data() -> &'static Data {
         ] {
             write(&dir, name, &model_file(&MAIN, 2, spoil));
         }
-        let wide = Config {
-            in_channels: 1,
-            num_classes: 300,
-            base_channels: 1,
-            levels: 1,
-            padding: Padding::Valid,
-        };
+        let wide = Config { in_channels: 1, num_classes: 300, base_channels: 1, levels: 1, padding: Padding::Valid };
         write(&dir, "wide.safetensors", &model_file(&wide, 3, Spoil::None));
 
         // Expected tile outputs from the Rust API.
         let model = Model::from_safetensors(&bytes).expect("test model loads");
         let plan = model.plan(TILE.0, TILE.1).expect("legal tile");
         let mut rng = Rng(7);
-        let input: Vec<f32> = (0..plan.input_len())
-            .map(|_| rng.sym() * 0.5 + 0.5)
-            .collect();
+        let input: Vec<f32> = (0..plan.input_len()).map(|_| rng.sym() * 0.5 + 0.5).collect();
         let mut scratch = vec![0f32; plan.scratch_len()];
         let mut logits = vec![0f32; plan.output_len()];
         let mut probs = vec![0f32; plan.output_len()];
         let mut l8 = vec![0u8; plan.label_len()];
         let mut l16 = vec![0u16; plan.label_len()];
-        model
-            .forward(&plan, &input, &mut scratch, Output::Logits(&mut logits))
-            .unwrap();
-        model
-            .forward(
-                &plan,
-                &input,
-                &mut scratch,
-                Output::Probabilities(&mut probs),
-            )
-            .unwrap();
-        model
-            .forward(&plan, &input, &mut scratch, Output::Labels8(&mut l8))
-            .unwrap();
-        model
-            .forward(&plan, &input, &mut scratch, Output::Labels16(&mut l16))
-            .unwrap();
+        model.forward(&plan, &input, &mut scratch, Output::Logits(&mut logits)).unwrap();
+        model.forward(&plan, &input, &mut scratch, Output::Probabilities(&mut probs)).unwrap();
+        model.forward(&plan, &input, &mut scratch, Output::Labels8(&mut l8)).unwrap();
+        model.forward(&plan, &input, &mut scratch, Output::Labels16(&mut l16)).unwrap();
         // The labels must not be constant, or the comparison would prove little.
         assert!(l8.iter().any(|&l| l != l8[0]), "degenerate test model");
         write(&dir, "tile_input.f32", &f32_bytes(&input));
         write(&dir, "tile_logits.f32", &f32_bytes(&logits));
         write(&dir, "tile_probs.f32", &f32_bytes(&probs));
         write(&dir, "tile_labels8.u8", &l8);
-        write(
-            &dir,
-            "tile_labels16.u16",
-            &l16.iter()
-                .flat_map(|x| x.to_le_bytes())
-                .collect::<Vec<u8>>(),
-        );
+        write(&dir, "tile_labels16.u16", &l16.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
 
         let g = model.geometry();
         let v = env!("CARGO_PKG_VERSION");
@@ -207,20 +171,12 @@ fn data() -> &'static Data {
             format!("min_tile={}", g.min_input()),
             "padding=0".to_string(),
         ];
-        report.extend(
-            (0..48)
-                .filter(|&n| g.is_legal(n))
-                .map(|n| format!("legal={n}")),
-        );
+        report.extend((0..48).filter(|&n| g.is_legal(n)).map(|n| format!("legal={n}")));
         report.extend([
             format!("next_legal_29={}", g.next_legal(29).unwrap()),
             format!("prev_legal_29={}", g.prev_legal(29).unwrap()),
             format!("tile_for_output_13={}", g.input_for_output(13).unwrap()),
-            format!(
-                "output_size={}x{}",
-                plan.output_size().0,
-                plan.output_size().1
-            ),
+            format!("output_size={}x{}", plan.output_size().0, plan.output_size().1),
             format!("tile_scratch_len={}", plan.scratch_len()),
             format!("normalization={NORMALIZATION}"),
             "threads=ok".to_string(),
@@ -238,19 +194,14 @@ fn frame_data(_dir: &Path, _model: &Model<'_>) -> Vec<String> {
 
 /// A fresh directory under cargo's per-target temporary directory.
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("unet-ffi")
-        .join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("unet-ffi").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create test dir");
     dir
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// The directory holding the libunet.a / libunet.so cargo built for this test run.
@@ -258,11 +209,7 @@ fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().expect("deps dir").to_path_buf();
     for lib in ["libunet.a", "libunet.so"] {
-        assert!(
-            dir.join(lib).exists(),
-            "{lib} not found next to the test binary in {}",
-            dir.display()
-        );
+        assert!(dir.join(lib).exists(), "{lib} not found next to the test binary in {}", dir.display());
     }
     dir
 }
@@ -287,18 +234,13 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], link: Link, out:
         .arg(out);
     match link {
         // The system libraries are those of `cargo rustc -- --print native-static-libs`.
-        Link::Static => {
-            cmd.arg(lib.join("libunet.a"))
-                .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"])
-        }
+        Link::Static => cmd.arg(lib.join("libunet.a")).args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"]),
         Link::Shared => cmd
             .arg(format!("-L{}", lib.display()))
             .arg("-lunet")
             .arg(format!("-Wl,-rpath,{}", lib.display())),
     };
-    let res = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    let res = cmd.output().unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     assert!(
         res.status.success(),
         "{compiler} failed:\n{}\n{}",
@@ -307,32 +249,11 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], link: Link, out:
     );
 }
 
-const C_FLAGS: &[&str] = &[
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-O1",
-    "-g",
-    "-pthread",
-];
-const CXX_FLAGS: &[&str] = &[
-    "-std=c++17",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-O1",
-    "-g",
-    "-pthread",
-];
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g", "-pthread"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g", "-pthread"];
 
 fn harness_sources() -> Vec<PathBuf> {
-    ["harness.c", "frames.c", "check.c"]
-        .iter()
-        .map(|f| repo().join("tests/c").join(f))
-        .collect()
+    ["harness.c", "frames.c", "check.c"].iter().map(|f| repo().join("tests/c").join(f)).collect()
 }
 
 /// Runs a program; returns stdout lines. Panics with its output on failure.
@@ -354,10 +275,7 @@ fn check_harness(link: Link) {
     let exe = dir.join("harness");
     compile("gcc", C_FLAGS, &harness_sources(), link, &exe);
     let lines = run(Command::new(&exe).arg(&d.dir));
-    assert_eq!(
-        lines, d.report,
-        "the C harness's report differs from the Rust API"
-    );
+    assert_eq!(lines, d.report, "the C harness's report differs from the Rust API");
 }
 
 #[test]
@@ -371,10 +289,7 @@ fn c_harness_shared() {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -389,12 +304,7 @@ fn c_harness_under_valgrind() {
         let exe = dir.join("harness");
         compile("gcc", C_FLAGS, &harness_sources(), link, &exe);
         let lines = run(Command::new("valgrind")
-            .args([
-                "--error-exitcode=1",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite,possible",
-                "-q",
-            ])
+            .args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,possible", "-q"])
             .arg(&exe)
             .arg(&d.dir));
         assert_eq!(lines, d.report, "under valgrind ({link:?})");
@@ -406,13 +316,7 @@ fn cpp_wrapper() {
     let d = data();
     let dir = scratch_dir("cpp");
     let exe = dir.join("wrapper_test");
-    compile(
-        "g++",
-        CXX_FLAGS,
-        &[repo().join("tests/cpp/wrapper_test.cpp")],
-        Link::Shared,
-        &exe,
-    );
+    compile("g++", CXX_FLAGS, &[repo().join("tests/cpp/wrapper_test.cpp")], Link::Shared, &exe);
     let lines = run(&mut Command::new(&exe).arg(&d.dir));
     assert_eq!(lines, ["wrapper_test: all checks passed"]);
 }
@@ -423,28 +327,10 @@ fn header_included_twice_from_c_and_cpp() {
     let src = repo().join("tests/c/include_twice.c");
     for (compiler, flags, name) in [
         ("gcc", C_FLAGS, "twice_c"),
-        (
-            "g++",
-            &[
-                "-x",
-                "c++",
-                "-std=c++17",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-pedantic",
-            ][..],
-            "twice_cpp",
-        ),
+        ("g++", &["-x", "c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"][..], "twice_cpp"),
     ] {
         let exe = dir.join(name);
-        compile(
-            compiler,
-            flags,
-            std::slice::from_ref(&src),
-            Link::Shared,
-            &exe,
-        );
+        compile(compiler, flags, std::slice::from_ref(&src), Link::Shared, &exe);
         run(&mut Command::new(&exe));
     }
 }
