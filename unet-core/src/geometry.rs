@@ -7,7 +7,9 @@
 //!   feature map `b ≥ b_min` (4 for `L ≥ 3`); the output is `n − (6·2^L − 8)`, so the halo lost on
 //!   each side is `3·2^L − 4` (92 px for the paper's 5 levels: 572 → 388).
 //! - **same**: every conv keeps the size; a legal input is a positive multiple of `2^(L−1)`;
-//!   output = input. The receptive-field radius is still `3·2^L − 4`.
+//!   output = input. An output pixel's receptive field reaches `7·2^(L−1) − 5` px: further than
+//!   the valid halo, because a pixel's position inside each 2×2 pooling block shifts the window
+//!   (derived by brute force in `tile.rs`'s tests).
 
 use crate::arch::{Padding, MAX_LEVELS};
 use crate::error::Error;
@@ -78,14 +80,19 @@ impl Geometry {
     /// Pixels lost on each side between input and output: `3·2^L − 4` for valid, 0 for same.
     pub fn halo(&self) -> usize {
         match self.padding {
-            Padding::Valid => self.receptive_radius(),
+            Padding::Valid => 3 * (1 << self.levels) - 4,
             Padding::Same => 0,
         }
     }
 
-    /// Radius of one output pixel's receptive field in input pixels: `3·2^L − 4` (both modes).
+    /// Input pixels on each side of an output pixel that can influence it: the halo `3·2^L − 4`
+    /// for valid models, `7·2^(L−1) − 5` for same models (see the module docs). Overlap-tiling
+    /// uses it as the context margin.
     pub fn receptive_radius(&self) -> usize {
-        3 * (1 << self.levels) - 4
+        match self.padding {
+            Padding::Valid => self.halo(),
+            Padding::Same => 7 * (1 << (self.levels - 1)) - 5,
+        }
     }
 
     /// Every feature-map size for input size `n` along one dimension, or the reason `n` is not

@@ -32,10 +32,7 @@ use crate::geometry::Geometry;
 /// Context pixels a tile needs on each side of the pixels it computes exactly: the halo
 /// `3·2^L − 4` for valid models, `7·2^(L−1) − 5` for same models (see the module docs).
 pub fn margin(geometry: &Geometry) -> usize {
-    match geometry.padding() {
-        Padding::Valid => geometry.halo(),
-        Padding::Same => 7 * (1 << (geometry.levels() - 1)) - 5,
-    }
+    geometry.receptive_radius()
 }
 
 /// Tiling of one axis (height or width) of a frame.
