@@ -430,7 +430,8 @@ unet_status unet_model_tile_scratch_bytes(const unet_model *model, size_t h, siz
  * `buf` (NUL-terminated; JSON escapes are left undecoded) and stores its full length (without
  * the NUL) in `*out_len`. If `buf_len` is too small nothing is copied, `*out_len` still gets
  * the needed length, and UNET_ERR_BUFFER_TOO_SMALL is returned, so a caller can ask with
- * `buf_len = 0` first (`buf` may then be NULL). UNET_ERR_INVALID_ARGUMENT if the key is
+ * `buf_len = 0` first (`buf` may then be NULL; otherwise NULL `buf` is UNET_ERR_NULL and
+ * nothing is written). UNET_ERR_INVALID_ARGUMENT if the key is
  * absent. Examples of keys: "class_names", "normalization", and training provenance.
  *
  * # Safety

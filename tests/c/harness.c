@@ -273,7 +273,9 @@ static void test_queries(const unet_model *m) {
   EXPECT(UNET_ERR_NULL, unet_model_metadata(NULL, "format", buf, sizeof buf, &len));
   EXPECT(UNET_ERR_NULL, unet_model_metadata(m, NULL, buf, sizeof buf, &len));
   EXPECT(UNET_ERR_NULL, unet_model_metadata(m, "format", buf, sizeof buf, NULL));
+  len = 999;
   EXPECT(UNET_ERR_NULL, unet_model_metadata(m, "format", NULL, sizeof buf, &len));
+  CHECK(len == 999);
   OK(unet_model_metadata(m, "format", buf, sizeof buf, &len));
   CHECK(strcmp(buf, "unet") == 0 && len == 4);
 }

@@ -453,7 +453,8 @@ pub unsafe extern "C" fn unet_model_tile_scratch_bytes(
 /// `buf` (NUL-terminated; JSON escapes are left undecoded) and stores its full length (without
 /// the NUL) in `*out_len`. If `buf_len` is too small nothing is copied, `*out_len` still gets
 /// the needed length, and UNET_ERR_BUFFER_TOO_SMALL is returned, so a caller can ask with
-/// `buf_len = 0` first (`buf` may then be NULL). UNET_ERR_INVALID_ARGUMENT if the key is
+/// `buf_len = 0` first (`buf` may then be NULL; otherwise NULL `buf` is UNET_ERR_NULL and
+/// nothing is written). UNET_ERR_INVALID_ARGUMENT if the key is
 /// absent. Examples of keys: "class_names", "normalization", and training provenance.
 ///
 /// # Safety
@@ -487,15 +488,15 @@ pub unsafe extern "C" fn unet_model_metadata(
             .raw();
         // The header's length is already checked to fit memory, so `+ 1` cannot overflow.
         let needed = value.len() + 1;
+        if buf.is_null() && buf_len != 0 {
+            return Err(Failure::null("buf"));
+        }
         out_len.write(value.len());
         if buf_len < needed {
             return Err(Failure::new(
                 unet_status::UNET_ERR_BUFFER_TOO_SMALL,
                 format!("metadata '{key_str}' needs {needed} bytes, buffer has {buf_len}"),
             ));
-        }
-        if buf.is_null() {
-            return Err(Failure::null("buf"));
         }
         // SAFETY: `buf` is non-NULL and writable for `buf_len ≥ needed` bytes (caller's
         // contract); `value` lies in the model bytes, which the caller does not let overlap an

@@ -434,6 +434,8 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], link: Link, out:
         Link::Shared => cmd
             .arg(format!("-L{}", lib.display()))
             .arg("-lunet")
+            // DT_RPATH (not RUNPATH): found before LD_LIBRARY_PATH.
+            .arg("-Wl,--disable-new-dtags")
             .arg(format!("-Wl,-rpath,{}", lib.display())),
     };
     let res = cmd
@@ -476,7 +478,14 @@ fn harness_sources() -> Vec<PathBuf> {
 }
 
 /// Runs a program; returns stdout lines. Panics with its output on failure.
+///
+/// `cargo test` puts `target/<profile>` on `LD_LIBRARY_PATH`, where a `libunet.so` from an
+/// earlier `cargo build` may lie stale, and `LD_LIBRARY_PATH` outranks a RUNPATH: so unless the
+/// caller chose one, the library directory of this test run is put there.
 fn run(cmd: &mut Command) -> Vec<String> {
+    if !cmd.get_envs().any(|(k, _)| k == "LD_LIBRARY_PATH") {
+        cmd.env("LD_LIBRARY_PATH", lib_dir());
+    }
     let res = cmd.output().expect("spawn test program");
     let stdout = String::from_utf8_lossy(&res.stdout).to_string();
     assert!(
