@@ -31,6 +31,11 @@
 #define UNET_VERSION_STRING "0.1.0"
 
 /**
+ * Scratch budget of the automatic tile choice when `scratch_budget_bytes` is 0: 256 MiB.
+ */
+#define UNET_DEFAULT_SCRATCH_BUDGET (256 << 20)
+
+/**
  * What a libunet call did. Numeric values are stable across releases; new codes are only ever
  * appended.
  */
@@ -134,15 +139,127 @@ typedef enum {
 } unet_output;
 
 /**
+ * Element type of a frame's samples. Passed as `uint32_t`; unknown values are refused.
+ */
+typedef enum {
+  /**
+   * `uint8_t` samples.
+   */
+  UNET_SAMPLE_U8 = 0,
+  /**
+   * `uint16_t` samples (e.g. a 16-bit camera).
+   */
+  UNET_SAMPLE_U16 = 1,
+  /**
+   * `float` samples.
+   */
+  UNET_SAMPLE_F32 = 2,
+} unet_sample;
+
+/**
  * A loaded, validated U-Net. Opaque; made by unet_model_from_bytes() or unet_model_load(),
  * released by unet_model_free(). Immutable: `const unet_model *` may be shared by any number
  * of threads.
  */
 typedef struct unet_model unet_model;
 
+/**
+ * How a frame is cut and run. Pass the same options (and frame size and sample type) to the
+ * scratch query and to unet_model_segment_frame(): they define the scratch layout. A NULL
+ * options pointer means unet_frame_options_default().
+ */
+typedef struct {
+  /**
+   * Tile input height; 0 together with `tile_width = 0` picks the largest square tile whose
+   * whole frame scratch fits `scratch_budget_bytes`. Otherwise both must be legal tile sizes
+   * (unet_model_is_legal_tile()).
+   */
+  size_t tile_height;
+  /**
+   * Tile input width (see `tile_height`).
+   */
+  size_t tile_width;
+  /**
+   * Scratch budget in bytes for the automatic tile choice; 0 means
+   * UNET_DEFAULT_SCRATCH_BUDGET. Ignored for an explicit tile.
+   */
+  size_t scratch_budget_bytes;
+  /**
+   * Threads that run tiles (the calling thread plus `threads − 1` threads spawned for the
+   * call); at least 1. The scratch holds one tile workspace per thread. The result does not
+   * depend on it.
+   */
+  size_t threads;
+} unet_frame_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The default frame options: automatic tile within UNET_DEFAULT_SCRATCH_BUDGET, one thread.
+ */
+unet_frame_options unet_frame_options_default(void);
+
+/**
+ * Exact scratch length, in f32 elements, that unet_model_segment_frame() needs for a
+ * `height × width` frame of `sample`s with `options` (NULL: defaults) (`*out`).
+ *
+ * Errors: UNET_ERR_NULL, UNET_ERR_INVALID_ARGUMENT (unknown `sample`, zero threads, zero or
+ * more than 2^32 − 1 pixels), UNET_ERR_TILE_SIZE (explicit tile not legal or too small for
+ * the frame), UNET_ERR_BUFFER_TOO_SMALL (no tile fits the budget), UNET_ERR_OVERFLOW.
+ *
+ * # Safety
+ * `model` a live handle; `options` NULL or readable; `out` valid for a write.
+ */
+unet_status unet_model_frame_scratch_len(const unet_model *model, size_t height, size_t width, uint32_t sample, const unet_frame_options *options, size_t *out);
+
+/**
+ * As unet_model_frame_scratch_len(), in bytes.
+ *
+ * # Safety
+ * As unet_model_frame_scratch_len().
+ */
+unet_status unet_model_frame_scratch_bytes(const unet_model *model, size_t height, size_t width, uint32_t sample, const unet_frame_options *options, size_t *out);
+
+/**
+ * The tile input size `*tile_h × *tile_w` that `options` give for a `height × width` frame
+ * (the automatic choice, or the explicit tile once validated). Errors as
+ * unet_model_frame_scratch_len().
+ *
+ * # Safety
+ * As unet_model_frame_scratch_len(); `tile_h`, `tile_w` valid for writes.
+ */
+unet_status unet_model_frame_tile_size(const unet_model *model, size_t height, size_t width, uint32_t sample, const unet_frame_options *options, size_t *tile_h, size_t *tile_w);
+
+/**
+ * Segments a whole `height × width` frame into a full-size output.
+ *
+ * - `pixels`: `in_channels` planar channels of `sample`s; sample `(c, y, x)` is at index
+ *   `(c·height + y)·row_stride + x`; `row_stride ≥ width` (0 means `width`: packed rows);
+ *   `pixels_len` counts samples (at least `((in_channels − 1)·height + height − 1)·row_stride
+ *   + width`). Raw values: the model file's normalisation is applied by libunet.
+ * - `options`: as given to unet_model_frame_scratch_len() (NULL: defaults).
+ * - `output_kind`/`output`/`output_len`: a unet_output kind over the frame:
+ *   `num_classes·height·width` floats or `height·width` labels.
+ * - `scratch`: at least unet_model_frame_scratch_len() floats (clobbered), or NULL with
+ *   `scratch_len = 0` to let libunet allocate it for the call.
+ *
+ * Every output pixel is computed from mirror-extended context, so the frame may have any
+ * size ≥ 1×1; results do not depend on the tile size or thread count. Buffers must be
+ * aligned and must not overlap. Errors: those of unet_model_frame_scratch_len(), plus
+ * UNET_ERR_BUFFER_TOO_SMALL (pixels, output, scratch), UNET_ERR_INVALID_ARGUMENT (unknown
+ * `output_kind`, `row_stride < width`, a non-finite f32 sample under percentile
+ * normalisation), UNET_ERR_OUT_OF_MEMORY. On error the output is untouched. Thread-safe on a
+ * shared model with per-call buffers.
+ *
+ * # Safety
+ * `model` a live handle; `pixels` readable for `pixels_len` samples; `output` readable and
+ * writable for `output_len` elements of the kind's type; `scratch` NULL or readable and
+ * writable for `scratch_len` floats; `options` NULL or readable; no other thread writes these
+ * buffers during the call.
+ */
+unet_status unet_model_segment_frame(const unet_model *model, size_t height, size_t width, size_t row_stride, uint32_t sample, const void *pixels, size_t pixels_len, const unet_frame_options *options, uint32_t output_kind, void *output, size_t output_len, float *scratch, size_t scratch_len);
 
 /**
  * Loads a model from `len` bytes of a unet safetensors file **without copying them**: the
@@ -313,7 +430,8 @@ unet_status unet_model_tile_scratch_bytes(const unet_model *model, size_t h, siz
  * `buf` (NUL-terminated; JSON escapes are left undecoded) and stores its full length (without
  * the NUL) in `*out_len`. If `buf_len` is too small nothing is copied, `*out_len` still gets
  * the needed length, and UNET_ERR_BUFFER_TOO_SMALL is returned, so a caller can ask with
- * `buf_len = 0` first (`buf` may then be NULL). UNET_ERR_INVALID_ARGUMENT if the key is
+ * `buf_len = 0` first (`buf` may then be NULL; otherwise NULL `buf` is UNET_ERR_NULL and
+ * nothing is written). UNET_ERR_INVALID_ARGUMENT if the key is
  * absent. Examples of keys: "class_names", "normalization", and training provenance.
  *
  * # Safety

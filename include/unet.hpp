@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -183,7 +184,73 @@ class Model {
     return out;
   }
 
+  /// Scratch floats unet_model_segment_frame() needs for a height × width frame of `sample`s
+  /// with `options`.
+  std::size_t frame_scratch_len(std::size_t height, std::size_t width, unet_sample sample,
+                                const unet_frame_options &options = unet_frame_options_default()) const {
+    std::size_t n = 0;
+    detail::check(unet_model_frame_scratch_len(m_, height, width, static_cast<std::uint32_t>(sample),
+                                               &options, &n));
+    return n;
+  }
+
+  /// The tile input size `options` give for a height × width frame.
+  Size frame_tile_size(std::size_t height, std::size_t width, unet_sample sample,
+                       const unet_frame_options &options = unet_frame_options_default()) const {
+    Size s{0, 0};
+    detail::check(unet_model_frame_tile_size(m_, height, width, static_cast<std::uint32_t>(sample),
+                                             &options, &s.height, &s.width));
+    return s;
+  }
+
+  /// The raw frame call: see unet_model_segment_frame() (scratch may be null with length 0).
+  void segment_frame(std::size_t height, std::size_t width, std::size_t row_stride,
+                     unet_sample sample, const void *pixels, std::size_t pixels_len,
+                     const unet_frame_options &options, OutputKind kind, void *output,
+                     std::size_t output_len, float *scratch, std::size_t scratch_len) const {
+    detail::check(unet_model_segment_frame(m_, height, width, row_stride,
+                                           static_cast<std::uint32_t>(sample), pixels, pixels_len,
+                                           &options, static_cast<std::uint32_t>(kind), output,
+                                           output_len, scratch, scratch_len));
+  }
+
+  /// Segments a packed height × width frame (Pixel = std::uint8_t, std::uint16_t or float,
+  /// in_channels planes) and returns the output: `T = float` for logits/probabilities
+  /// (num_classes planes), std::uint8_t / std::uint16_t for labels. `scratch` is resized as
+  /// needed and may be reused across calls (one per thread).
+  template <typename T, typename Pixel>
+  std::vector<T> segment_frame(std::size_t height, std::size_t width,
+                               const std::vector<Pixel> &pixels, OutputKind kind,
+                               std::vector<float> &scratch,
+                               const unet_frame_options &options = unet_frame_options_default()) const {
+    const unet_sample sample = sample_of<Pixel>();
+    if (sizeof(T) != element_size(kind)) {
+      throw Error(UNET_ERR_INVALID_ARGUMENT, "output element type does not match the kind");
+    }
+    const bool labels = kind == OutputKind::LabelsU8 || kind == OutputKind::LabelsU16;
+    const std::size_t plane = height * width;
+    if (width != 0 && plane / width != height) throw Error(UNET_ERR_OVERFLOW, "frame too large");
+    std::vector<T> out(labels ? plane : plane * num_classes());
+    scratch.resize(frame_scratch_len(height, width, sample, options));
+    segment_frame(height, width, 0, sample, pixels.data(), pixels.size(), options, kind,
+                  out.data(), out.size(), scratch.data(), scratch.size());
+    return out;
+  }
+
  private:
+  template <typename Pixel>
+  static constexpr unet_sample sample_of() noexcept {
+    static_assert(std::is_same_v<Pixel, std::uint8_t> || std::is_same_v<Pixel, std::uint16_t> ||
+                      std::is_same_v<Pixel, float>,
+                  "frames hold std::uint8_t, std::uint16_t or float samples");
+    if constexpr (std::is_same_v<Pixel, std::uint8_t>) {
+      return UNET_SAMPLE_U8;
+    } else if constexpr (std::is_same_v<Pixel, std::uint16_t>) {
+      return UNET_SAMPLE_U16;
+    } else {
+      return UNET_SAMPLE_F32;
+    }
+  }
   static std::size_t element_size(OutputKind kind) noexcept {
     switch (kind) {
       case OutputKind::LabelsU8:

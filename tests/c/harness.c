@@ -273,7 +273,9 @@ static void test_queries(const unet_model *m) {
   EXPECT(UNET_ERR_NULL, unet_model_metadata(NULL, "format", buf, sizeof buf, &len));
   EXPECT(UNET_ERR_NULL, unet_model_metadata(m, NULL, buf, sizeof buf, &len));
   EXPECT(UNET_ERR_NULL, unet_model_metadata(m, "format", buf, sizeof buf, NULL));
+  len = 999;
   EXPECT(UNET_ERR_NULL, unet_model_metadata(m, "format", NULL, sizeof buf, &len));
+  CHECK(len == 999);
   OK(unet_model_metadata(m, "format", buf, sizeof buf, &len));
   CHECK(strcmp(buf, "unet") == 0 && len == 4);
 }
@@ -395,6 +397,16 @@ static void test_run_tile(const unet_model *m, const struct expected *e) {
   expect_detail(unet_model_run_tile(m, TILE_H, TILE_W, e->input, e->input_len,
                                     UNET_OUTPUT_LOGITS, out, e->out_len, scratch, scratch_len - 1),
                 UNET_ERR_BUFFER_TOO_SMALL, "scratch", "short scratch");
+  /* The same with library scratch: reported before any allocation. */
+  EXPECT(UNET_ERR_BUFFER_TOO_SMALL,
+         unet_model_run_tile(m, TILE_H, TILE_W, e->input, e->input_len - 1, UNET_OUTPUT_LOGITS,
+                             out, e->out_len, NULL, 0));
+  EXPECT(UNET_ERR_BUFFER_TOO_SMALL,
+         unet_model_run_tile(m, TILE_H, TILE_W, e->input, e->input_len,
+                             UNET_OUTPUT_PROBABILITIES, out, e->out_len - 1, NULL, 0));
+  EXPECT(UNET_ERR_BUFFER_TOO_SMALL,
+         unet_model_run_tile(m, TILE_H, TILE_W, e->input, e->input_len, UNET_OUTPUT_LABELS_U16,
+                             out, e->label_len - 1, NULL, 0));
   UNTOUCHED();
   /* Unknown output kinds. */
   expect_detail(unet_model_run_tile(m, TILE_H, TILE_W, e->input, e->input_len, 4u, out,

@@ -120,6 +120,28 @@ int main(int argc, char **argv) {
   unet::Model readopted(raw);
   CHECK(readopted.num_classes() == 3);
 
+  // Frames: u16 → labels, equal to the Rust API (explicit 28×36 tile, as c_harness.rs).
+  {
+    const std::size_t FH = 50, FW = 70;
+    const std::vector<std::uint16_t> px = read_vec<std::uint16_t>("frame_u16.raw");
+    unet_frame_options o = unet_frame_options_default();
+    o.tile_height = H;
+    o.tile_width = W;
+    o.threads = 2;
+    std::vector<float> fs;
+    CHECK(model.segment_frame<std::uint8_t>(FH, FW, px, unet::OutputKind::LabelsU8, fs, o) ==
+          read_vec<std::uint8_t>("frame_labels8.u8"));
+    CHECK(fs.size() == model.frame_scratch_len(FH, FW, UNET_SAMPLE_U16, o));
+    CHECK(model.segment_frame<std::uint8_t>(FH, FW, px, unet::OutputKind::LabelsU8, fs) ==
+          read_vec<std::uint8_t>("frame_labels8_auto.u8"));
+    const unet::Size t = model.frame_tile_size(FH, FW, UNET_SAMPLE_U16, o);
+    CHECK(t.height == H && t.width == W);
+    o.threads = 0;
+    expect_throw(UNET_ERR_INVALID_ARGUMENT, "threads", [&] {
+      model.segment_frame<std::uint8_t>(FH, FW, px, unet::OutputKind::LabelsU8, fs, o);
+    });
+  }
+
   // A const model shared by two threads, each with its own scratch.
   const unet::Model &shared = model;
   const std::vector<std::uint16_t> want = read_vec<std::uint16_t>("tile_labels16.u16");

@@ -87,7 +87,11 @@ pub(crate) struct Span {
 impl Span {
     fn of<T>(p: *const T, len: usize, name: &'static str) -> Self {
         let start = p as usize;
-        Span { start, end: start + len * size_of::<T>(), name }
+        Span {
+            start,
+            end: start + len * size_of::<T>(),
+            name,
+        }
     }
 
     /// Fails if two non-empty spans share a byte (Rust may not alias a `&mut` slice).
@@ -108,10 +112,14 @@ impl Span {
 
 fn check_slice<T>(p: *const T, len: usize, name: &'static str) -> Result<Span, Failure> {
     check_ptr(p, name)?;
-    let bytes = len.checked_mul(size_of::<T>()).filter(|&b| b <= isize::MAX as usize);
+    let bytes = len
+        .checked_mul(size_of::<T>())
+        .filter(|&b| b <= isize::MAX as usize);
     match bytes {
         Some(b) if (p as usize).checked_add(b).is_some() => Ok(Span::of(p, len, name)),
-        _ => Err(Failure::invalid(format!("argument '{name}': length {len} is impossibly large"))),
+        _ => Err(Failure::invalid(format!(
+            "argument '{name}': length {len} is impossibly large"
+        ))),
     }
 }
 
@@ -151,6 +159,11 @@ impl<T> MutSlice<T> {
         Ok(MutSlice { p, len, span })
     }
 
+    /// Length in elements.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The slice; call once, after the overlap check.
     pub(crate) fn get<'a>(self) -> &'a mut [T] {
         // SAFETY: checked in `new` (NULL, alignment, size) under its contract; the caller of
@@ -170,4 +183,54 @@ pub(crate) fn alloc_scratch(len: usize) -> Result<Vec<f32>, Failure> {
     })?;
     v.resize(len, 0.0);
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::last_error;
+
+    #[test]
+    fn panics_become_a_status_and_a_message() {
+        let s = guard(|| panic!("boom {}", 42));
+        assert_eq!(s, unet_status::UNET_ERR_PANIC);
+        assert!(last_error().contains("boom 42"), "{}", last_error());
+        assert_eq!(guard(|| Ok(())), unet_status::UNET_OK);
+        assert_eq!(last_error(), "");
+        let s = guard(|| Err(Failure::invalid("bad thing")));
+        assert_eq!(s, unet_status::UNET_ERR_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "bad thing");
+    }
+
+    #[test]
+    fn pointer_checks() {
+        let v = [1u32, 2, 3, 4];
+        let p = v.as_ptr();
+        // SAFETY: `v` is live and readable for 4 elements.
+        let (s, _) = unsafe { arg_slice(p, 4, "v") }.unwrap();
+        assert_eq!(s, &v);
+        // SAFETY: the checks refuse these pointers before any access.
+        unsafe {
+            assert_eq!(
+                arg_slice::<u32>(std::ptr::null(), 0, "v")
+                    .unwrap_err()
+                    .status,
+                unet_status::UNET_ERR_NULL
+            );
+            let odd = p.cast::<u8>().add(1).cast::<u32>();
+            assert_eq!(
+                arg_slice(odd, 1, "v").unwrap_err().status,
+                unet_status::UNET_ERR_INVALID_ARGUMENT
+            );
+            assert!(arg_slice(p, usize::MAX / 2, "v").is_err());
+        }
+        let a = Span::of(p, 2, "a");
+        // SAFETY: pointer arithmetic within `v`.
+        let b = Span::of(unsafe { p.add(2) }, 2, "b");
+        // SAFETY: pointer arithmetic within `v`.
+        let c = Span::of(unsafe { p.add(1) }, 2, "c");
+        assert!(Span::disjoint(&[a, b]).is_ok());
+        assert!(Span::disjoint(&[a, c]).is_err());
+        assert!(Span::disjoint(&[a, Span::of(p, 0, "empty")]).is_ok());
+    }
 }

@@ -4,9 +4,7 @@
 
 use std::ffi::c_void;
 
-use unet_core::{
-    FrameInput, FrameOptions, FramePlan, FrameView, Model, SampleType, TileChoice,
-};
+use unet_core::{FrameInput, FrameOptions, FramePlan, FrameView, Model, SampleType, TileChoice};
 
 use crate::boundary::{alloc_scratch, guard, MutSlice, Out, Span};
 use crate::handle::BoxHandle;
@@ -56,7 +54,12 @@ pub struct unet_frame_options {
 /// The default frame options: automatic tile within UNET_DEFAULT_SCRATCH_BUDGET, one thread.
 #[no_mangle]
 pub extern "C" fn unet_frame_options_default() -> unet_frame_options {
-    unet_frame_options { tile_height: 0, tile_width: 0, scratch_budget_bytes: 0, threads: 1 }
+    unet_frame_options {
+        tile_height: 0,
+        tile_width: 0,
+        scratch_budget_bytes: 0,
+        threads: 1,
+    }
 }
 
 fn sample_type(sample: u32) -> Result<SampleType, Failure> {
@@ -64,7 +67,9 @@ fn sample_type(sample: u32) -> Result<SampleType, Failure> {
         0 => Ok(SampleType::U8),
         1 => Ok(SampleType::U16),
         2 => Ok(SampleType::F32),
-        _ => Err(Failure::invalid(format!("unknown unet_sample value {sample}"))),
+        _ => Err(Failure::invalid(format!(
+            "unknown unet_sample value {sample}"
+        ))),
     }
 }
 
@@ -96,7 +101,11 @@ unsafe fn plan(
         }),
         (h, w) => TileChoice::Explicit(h, w),
     };
-    let options = FrameOptions { tile, workers: o.threads, sample };
+    let options = FrameOptions {
+        tile,
+        workers: o.threads,
+        sample,
+    };
     let plan = m.frame_plan(height, width, m.config().in_channels, options)?;
     Ok((plan, ScopedThreads::new(o.threads)))
 }
@@ -152,7 +161,10 @@ pub unsafe extern "C" fn unet_model_frame_scratch_bytes(
         // SAFETY: forwarded caller contract.
         let (p, _) = unsafe { plan(m, height, width, sample, options) }?;
         out.write(p.scratch_len().checked_mul(4).ok_or_else(|| {
-            Failure::new(unet_status::UNET_ERR_OVERFLOW, "scratch bytes overflow size_t")
+            Failure::new(
+                unet_status::UNET_ERR_OVERFLOW,
+                "scratch bytes overflow size_t",
+            )
         })?);
         Ok(())
     })
@@ -243,15 +255,21 @@ pub unsafe extern "C" fn unet_model_segment_frame(
         // SAFETY (each arm): forwarded caller contract for the sample type the caller named.
         let (pixels, pixel_span) = match kind {
             SampleType::U8 => {
-                let (s, span) = unsafe { crate::boundary::arg_slice(pixels.cast::<u8>(), pixels_len, "pixels") }?;
+                let (s, span) = unsafe {
+                    crate::boundary::arg_slice(pixels.cast::<u8>(), pixels_len, "pixels")
+                }?;
                 (Pixels::U8(s), span)
             }
             SampleType::U16 => {
-                let (s, span) = unsafe { crate::boundary::arg_slice(pixels.cast::<u16>(), pixels_len, "pixels") }?;
+                let (s, span) = unsafe {
+                    crate::boundary::arg_slice(pixels.cast::<u16>(), pixels_len, "pixels")
+                }?;
                 (Pixels::U16(s), span)
             }
             _ => {
-                let (s, span) = unsafe { crate::boundary::arg_slice(pixels.cast::<f32>(), pixels_len, "pixels") }?;
+                let (s, span) = unsafe {
+                    crate::boundary::arg_slice(pixels.cast::<f32>(), pixels_len, "pixels")
+                }?;
                 (Pixels::F32(s), span)
             }
         };
@@ -262,12 +280,21 @@ pub unsafe extern "C" fn unet_model_segment_frame(
         let stride = if row_stride == 0 { width } else { row_stride };
         let channels = m.config().in_channels;
         let plane = height.checked_mul(stride).ok_or_else(|| {
-            Failure::new(unet_status::UNET_ERR_OVERFLOW, "height × row_stride overflows")
+            Failure::new(
+                unet_status::UNET_ERR_OVERFLOW,
+                "height × row_stride overflows",
+            )
         })?;
         let input = match pixels {
-            Pixels::U8(d) => FrameInput::U8(FrameView::new(d, channels, height, width, stride, plane)?),
-            Pixels::U16(d) => FrameInput::U16(FrameView::new(d, channels, height, width, stride, plane)?),
-            Pixels::F32(d) => FrameInput::F32(FrameView::new(d, channels, height, width, stride, plane)?),
+            Pixels::U8(d) => {
+                FrameInput::U8(FrameView::new(d, channels, height, width, stride, plane)?)
+            }
+            Pixels::U16(d) => {
+                FrameInput::U16(FrameView::new(d, channels, height, width, stride, plane)?)
+            }
+            Pixels::F32(d) => {
+                FrameInput::F32(FrameView::new(d, channels, height, width, stride, plane)?)
+            }
         };
         let mut owned;
         let scratch: &mut [f32] = if scratch.is_null() {
@@ -275,6 +302,7 @@ pub unsafe extern "C" fn unet_model_segment_frame(
                 return Err(Failure::null("scratch"));
             }
             Span::disjoint(&[pixel_span, output.span()])?;
+            output.check_len(plan.output_len(), plan.label_len())?;
             owned = alloc_scratch(plan.scratch_len())?;
             &mut owned
         } else {

@@ -76,7 +76,12 @@ pub unsafe extern "C" fn unet_model_from_bytes(
         // until unet_model_free(), which is what the 'static borrow below stands for.
         let (bytes, _) = unsafe { arg_slice::<u8>(bytes, len, "bytes") }?;
         let model = Model::from_safetensors(bytes)?;
-        out.write(unet_model { source: Source::Borrowed(model) }.into_raw());
+        out.write(
+            unet_model {
+                source: Source::Borrowed(model),
+            }
+            .into_raw(),
+        );
         Ok(())
     })
 }
@@ -84,20 +89,27 @@ pub unsafe extern "C" fn unet_model_from_bytes(
 fn read_file(path: &CStr) -> Result<Vec<u8>, Failure> {
     let display = path.to_string_lossy();
     #[cfg(unix)]
-    let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-        path.to_bytes(),
-    ));
+    let path = std::path::Path::new(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path.to_bytes()),
+    );
     #[cfg(not(unix))]
     let path = std::path::Path::new(
-        path.to_str().map_err(|_| Failure::invalid("path is not valid UTF-8"))?,
+        path.to_str()
+            .map_err(|_| Failure::invalid("path is not valid UTF-8"))?,
     );
     let io = |e: std::io::Error| {
-        Failure::new(unet_status::UNET_ERR_IO, format!("cannot read model file '{display}': {e}"))
+        Failure::new(
+            unet_status::UNET_ERR_IO,
+            format!("cannot read model file '{display}': {e}"),
+        )
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let size = usize::try_from(size).map_err(|_| {
-        Failure::new(unet_status::UNET_ERR_OUT_OF_MEMORY, "model file larger than memory")
+        Failure::new(
+            unet_status::UNET_ERR_OUT_OF_MEMORY,
+            "model file larger than memory",
+        )
     })?;
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(size).map_err(|_| {
@@ -132,7 +144,12 @@ pub unsafe extern "C" fn unet_model_load(
         // SAFETY: non-NULL and NUL-terminated by the caller's contract.
         let path = unsafe { CStr::from_ptr(path) };
         let owned = OwnedModel::new(read_file(path)?)?;
-        out.write(unet_model { source: Source::Owned(owned) }.into_raw());
+        out.write(
+            unet_model {
+                source: Source::Owned(owned),
+            }
+            .into_raw(),
+        );
         Ok(())
     })
 }
@@ -309,7 +326,10 @@ pub unsafe extern "C" fn unet_model_next_legal_tile(
     unsafe {
         query(model, out, |m| {
             m.geometry().next_legal(n).ok_or_else(|| {
-                Failure::new(unet_status::UNET_ERR_OVERFLOW, format!("no legal tile size >= {n}"))
+                Failure::new(
+                    unet_status::UNET_ERR_OVERFLOW,
+                    format!("no legal tile size >= {n}"),
+                )
             })
         })
     }
@@ -330,7 +350,10 @@ pub unsafe extern "C" fn unet_model_prev_legal_tile(
     unsafe {
         query(model, out, |m| {
             m.geometry().prev_legal(n).ok_or_else(|| {
-                Failure::new(unet_status::UNET_ERR_TILE_SIZE, format!("no legal tile size <= {n}"))
+                Failure::new(
+                    unet_status::UNET_ERR_TILE_SIZE,
+                    format!("no legal tile size <= {n}"),
+                )
             })
         })
     }
@@ -417,7 +440,10 @@ pub unsafe extern "C" fn unet_model_tile_scratch_bytes(
     unsafe {
         query(model, out, |m| {
             m.plan(h, w)?.scratch_len().checked_mul(4).ok_or_else(|| {
-                Failure::new(unet_status::UNET_ERR_OVERFLOW, "scratch bytes overflow size_t")
+                Failure::new(
+                    unet_status::UNET_ERR_OVERFLOW,
+                    "scratch bytes overflow size_t",
+                )
             })
         })
     }
@@ -427,7 +453,8 @@ pub unsafe extern "C" fn unet_model_tile_scratch_bytes(
 /// `buf` (NUL-terminated; JSON escapes are left undecoded) and stores its full length (without
 /// the NUL) in `*out_len`. If `buf_len` is too small nothing is copied, `*out_len` still gets
 /// the needed length, and UNET_ERR_BUFFER_TOO_SMALL is returned, so a caller can ask with
-/// `buf_len = 0` first (`buf` may then be NULL). UNET_ERR_INVALID_ARGUMENT if the key is
+/// `buf_len = 0` first (`buf` may then be NULL; otherwise NULL `buf` is UNET_ERR_NULL and
+/// nothing is written). UNET_ERR_INVALID_ARGUMENT if the key is
 /// absent. Examples of keys: "class_names", "normalization", and training provenance.
 ///
 /// # Safety
@@ -451,7 +478,9 @@ pub unsafe extern "C" fn unet_model_metadata(
         }
         // SAFETY: non-NULL and NUL-terminated by the caller's contract.
         let key = unsafe { CStr::from_ptr(key) };
-        let key_str = key.to_str().map_err(|_| Failure::invalid("key is not valid UTF-8"))?;
+        let key_str = key
+            .to_str()
+            .map_err(|_| Failure::invalid("key is not valid UTF-8"))?;
         let value = m
             .model()
             .metadata(key_str)
@@ -459,15 +488,15 @@ pub unsafe extern "C" fn unet_model_metadata(
             .raw();
         // The header's length is already checked to fit memory, so `+ 1` cannot overflow.
         let needed = value.len() + 1;
+        if buf.is_null() && buf_len != 0 {
+            return Err(Failure::null("buf"));
+        }
         out_len.write(value.len());
         if buf_len < needed {
             return Err(Failure::new(
                 unet_status::UNET_ERR_BUFFER_TOO_SMALL,
                 format!("metadata '{key_str}' needs {needed} bytes, buffer has {buf_len}"),
             ));
-        }
-        if buf.is_null() {
-            return Err(Failure::null("buf"));
         }
         // SAFETY: `buf` is non-NULL and writable for `buf_len ≥ needed` bytes (caller's
         // contract); `value` lies in the model bytes, which the caller does not let overlap an

@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use unet_core::Output;
+use unet_core::{FrameOutput, Output};
 
 use crate::boundary::{MutSlice, Span};
 use crate::status::Failure;
@@ -48,8 +48,39 @@ impl OutBuf {
             1 => OutBuf::Probabilities(unsafe { MutSlice::new(output.cast(), len, NAME) }?),
             2 => OutBuf::Labels8(unsafe { MutSlice::new(output.cast(), len, NAME) }?),
             3 => OutBuf::Labels16(unsafe { MutSlice::new(output.cast(), len, NAME) }?),
-            _ => return Err(Failure::invalid(format!("unknown unet_output value {kind}"))),
+            _ => {
+                return Err(Failure::invalid(format!(
+                    "unknown unet_output value {kind}"
+                )))
+            }
         })
+    }
+
+    /// Its length in elements, and whether it holds labels (one per pixel) rather than
+    /// per-class floats.
+    pub(crate) fn len_and_labels(&self) -> (usize, bool) {
+        match self {
+            OutBuf::Logits(s) | OutBuf::Probabilities(s) => (s.len(), false),
+            OutBuf::Labels8(s) => (s.len(), true),
+            OutBuf::Labels16(s) => (s.len(), true),
+        }
+    }
+
+    /// Fails with the error unet-core would report if the buffer is shorter than `floats`
+    /// (logits, probabilities) or `labels` elements: checked before libunet allocates scratch,
+    /// so a short buffer is reported as such rather than as a failed allocation.
+    pub(crate) fn check_len(&self, floats: usize, labels: usize) -> Result<(), Failure> {
+        let (got, is_labels) = self.len_and_labels();
+        let needed = if is_labels { labels } else { floats };
+        if got < needed {
+            return Err(unet_core::Error::BufferTooSmall {
+                buffer: "output",
+                needed,
+                got,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Its byte range.
@@ -68,6 +99,16 @@ impl OutBuf {
             OutBuf::Probabilities(s) => Output::Probabilities(s.get()),
             OutBuf::Labels8(s) => Output::Labels8(s.get()),
             OutBuf::Labels16(s) => Output::Labels16(s.get()),
+        }
+    }
+
+    /// The frame output; only after the overlap check.
+    pub(crate) fn frame<'a>(self) -> FrameOutput<'a> {
+        match self {
+            OutBuf::Logits(s) => FrameOutput::Logits(s.get()),
+            OutBuf::Probabilities(s) => FrameOutput::Probabilities(s.get()),
+            OutBuf::Labels8(s) => FrameOutput::Labels8(s.get()),
+            OutBuf::Labels16(s) => FrameOutput::Labels16(s.get()),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! [`OwnedModel`]: a [`Model`] together with the heap bytes it borrows (the convenience path:
 //! libunet read the file). The one self-referential type of the crate.
 
-use unet_core::{Error, Model};
+use unet_core::Model;
+
+use crate::status::Failure;
 
 /// Model bytes owned by libunet and the [`Model`] that borrows them.
 ///
@@ -25,7 +27,7 @@ unsafe impl Sync for OwnedModel {}
 
 impl OwnedModel {
     /// Takes ownership of `bytes` and validates them as a model file.
-    pub(crate) fn new(bytes: Vec<u8>) -> Result<Self, Error> {
+    pub(crate) fn new(bytes: Vec<u8>) -> Result<Self, Failure> {
         let raw: *mut [u8] = Box::into_raw(bytes.into_boxed_slice());
         // SAFETY: `raw` comes from `Box::into_raw` just above, so it is valid for reads for as
         // long as it is not freed; it is freed only in `Drop` (or below on failure), after the
@@ -37,7 +39,7 @@ impl OwnedModel {
                 // SAFETY: the only borrow (`view`) ends with the failed parse; `raw` is from
                 // `Box::into_raw` and freed exactly once here.
                 drop(unsafe { Box::from_raw(raw) });
-                Err(e)
+                Err(e.into())
             }
         }
     }

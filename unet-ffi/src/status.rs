@@ -121,7 +121,10 @@ pub struct Failure {
 impl Failure {
     /// A failure with a detail message.
     pub fn new(status: unet_status, detail: impl Into<String>) -> Self {
-        Failure { status, detail: detail.into() }
+        Failure {
+            status,
+            detail: detail.into(),
+        }
     }
 
     /// A NULL argument named `what`.
@@ -173,7 +176,9 @@ pub(crate) fn record(result: Result<(), Failure>) -> unet_status {
 
 /// The calling thread's detail message of its last failed call ("" after a success).
 pub fn last_error() -> String {
-    LAST_ERROR.try_with(|m| m.borrow().clone()).unwrap_or_default()
+    LAST_ERROR
+        .try_with(|m| m.borrow().clone())
+        .unwrap_or_default()
 }
 
 /// A static, NUL-terminated English message for `status`; for a value that is not a

@@ -15,7 +15,9 @@ pub(crate) struct ScopedThreads {
 impl ScopedThreads {
     /// `workers ≥ 1` (checked by the caller).
     pub(crate) fn new(workers: usize) -> Self {
-        ScopedThreads { workers: workers.max(1) }
+        ScopedThreads {
+            workers: workers.max(1),
+        }
     }
 }
 
@@ -44,7 +46,10 @@ unsafe impl Executor for ScopedThreads {
         let spawned = self.workers.min(jobs).saturating_sub(1);
         std::thread::scope(|s| {
             for w in 1..=spawned {
-                if std::thread::Builder::new().spawn_scoped(s, move || work(w)).is_err() {
+                if std::thread::Builder::new()
+                    .spawn_scoped(s, move || work(w))
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -56,6 +56,15 @@ pub unsafe extern "C" fn unet_model_run_tile(
                 return Err(Failure::null("scratch"));
             }
             Span::disjoint(&[input_span, output.span()])?;
+            if input.len() < plan.input_len() {
+                return Err(unet_core::Error::BufferTooSmall {
+                    buffer: "input",
+                    needed: plan.input_len(),
+                    got: input.len(),
+                }
+                .into());
+            }
+            output.check_len(plan.output_len(), plan.label_len())?;
             owned = alloc_scratch(plan.scratch_len())?;
             &mut owned
         } else {

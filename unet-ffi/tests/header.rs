@@ -26,7 +26,10 @@ fn header_carries_the_crate_version() {
         ("UNET_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR")),
         ("UNET_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH")),
     ] {
-        assert!(generated.contains(&format!("#define {name} {v}\n")), "{name}");
+        assert!(
+            generated.contains(&format!("#define {name} {v}\n")),
+            "{name}"
+        );
     }
     assert!(generated.contains(&format!(
         "#define UNET_VERSION_STRING \"{}\"",
