@@ -7,7 +7,9 @@
 //!   feature map `b ≥ b_min` (4 for `L ≥ 3`); the output is `n − (6·2^L − 8)`, so the halo lost on
 //!   each side is `3·2^L − 4` (92 px for the paper's 5 levels: 572 → 388).
 //! - **same**: every conv keeps the size; a legal input is a positive multiple of `2^(L−1)`;
-//!   output = input. The receptive-field radius is still `3·2^L − 4`.
+//!   output = input. An output pixel's receptive field reaches `7·2^(L−1) − 5` px: further than
+//!   the valid halo, because a pixel's position inside each 2×2 pooling block shifts the window
+//!   (derived by brute force in `tile.rs`'s tests).
 
 use crate::arch::{Padding, MAX_LEVELS};
 use crate::error::Error;
@@ -53,7 +55,9 @@ impl Geometry {
     /// A geometry; `levels` must be in `1..=MAX_LEVELS`.
     pub fn new(levels: usize, padding: Padding) -> Result<Self, Error> {
         if levels == 0 || levels > MAX_LEVELS {
-            return Err(Error::InvalidArgument { what: "levels must be in 1..=8" });
+            return Err(Error::InvalidArgument {
+                what: "levels must be in 1..=8",
+            });
         }
         Ok(Geometry { levels, padding })
     }
@@ -76,14 +80,19 @@ impl Geometry {
     /// Pixels lost on each side between input and output: `3·2^L − 4` for valid, 0 for same.
     pub fn halo(&self) -> usize {
         match self.padding {
-            Padding::Valid => self.receptive_radius(),
+            Padding::Valid => 3 * (1 << self.levels) - 4,
             Padding::Same => 0,
         }
     }
 
-    /// Radius of one output pixel's receptive field in input pixels: `3·2^L − 4` (both modes).
+    /// Input pixels on each side of an output pixel that can influence it: the halo `3·2^L − 4`
+    /// for valid models, `7·2^(L−1) − 5` for same models (see the module docs). Overlap-tiling
+    /// uses it as the context margin.
     pub fn receptive_radius(&self) -> usize {
-        3 * (1 << self.levels) - 4
+        match self.padding {
+            Padding::Valid => self.halo(),
+            Padding::Same => 7 * (1 << (self.levels - 1)) - 5,
+        }
     }
 
     /// Every feature-map size for input size `n` along one dimension, or the reason `n` is not
@@ -103,7 +112,11 @@ impl Geometry {
         if n == 0 {
             return Err("size must be at least 1");
         }
-        let mut z = Sizes { levels: l, input: n, ..Sizes::default() };
+        let mut z = Sizes {
+            levels: l,
+            input: n,
+            ..Sizes::default()
+        };
         let mut s = n;
         for i in 0..l {
             z.enc_in[i] = s;
@@ -135,8 +148,14 @@ impl Geometry {
 
     /// Output size for input size `n`, or [`Error::TileSize`].
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize), Error> {
-        let oh = self.sizes(h).map_err(|what| Error::TileSize { h, w, what })?.output;
-        let ow = self.sizes(w).map_err(|what| Error::TileSize { h, w, what })?.output;
+        let oh = self
+            .sizes(h)
+            .map_err(|what| Error::TileSize { h, w, what })?
+            .output;
+        let ow = self
+            .sizes(w)
+            .map_err(|what| Error::TileSize { h, w, what })?
+            .output;
         Ok((oh, ow))
     }
 
@@ -148,7 +167,9 @@ impl Geometry {
     /// The smallest legal input size.
     pub fn min_input(&self) -> usize {
         // Legal sizes are `step·k + r` for a fixed residue r; the smallest is below 16·step.
-        (1..=16 * self.step()).find(|&n| self.is_legal(n)).unwrap_or(usize::MAX)
+        (1..=16 * self.step())
+            .find(|&n| self.is_legal(n))
+            .unwrap_or(usize::MAX)
     }
 
     /// The smallest legal input size `≥ n`, or `None` on overflow.
@@ -163,7 +184,9 @@ impl Geometry {
         if n < lo {
             return None;
         }
-        (n.saturating_sub(self.step() - 1).max(lo)..=n).rev().find(|&m| self.is_legal(m))
+        (n.saturating_sub(self.step() - 1).max(lo)..=n)
+            .rev()
+            .find(|&m| self.is_legal(m))
     }
 
     /// The smallest legal input whose output is at least `out` pixels, or `None` on overflow.

@@ -16,28 +16,45 @@
 //! ```
 //!
 //! Modules: [`safetensors`] (the file reader), [`arch`] (parameter names and shapes),
-//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers),
-//! [`model`] and the forward pass.
+//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers), [`gemm`] (their packed GEMM),
+//! [`model`] and the forward pass; whole frames: [`frame`] (normalise, tile, stitch),
+//! [`tile`] (overlap-tile layout), [`mirror`] (border extrapolation), [`normalize`],
+//! [`histogram`], [`exec`] (the executor seam for several cores).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
+// `Error` is `Copy` and carries two shapes so that a shape mismatch names expected and found
+// dimensions without an allocator; it is ~170 bytes, returned only on failure paths.
+#![allow(clippy::result_large_err)]
 
 pub mod arch;
 pub mod conv;
 pub mod error;
+pub mod exec;
 mod forward;
+pub mod frame;
+pub mod gemm;
 pub mod geometry;
+pub mod histogram;
+pub mod mirror;
 pub mod model;
 pub mod normalize;
 pub mod plan;
 pub mod safetensors;
+#[cfg(feature = "std")]
+pub mod synth;
 pub mod tensor;
+pub mod tile;
 
 pub use arch::{Config, Padding, ParamId};
 pub use error::{Error, Shape};
+pub use exec::{Executor, Sequential};
 pub use forward::Output;
+pub use frame::{
+    FrameInput, FrameOptions, FrameOutput, FramePlan, FrameView, SampleType, TileChoice,
+};
 pub use geometry::Geometry;
 pub use model::{Model, FORMAT_NAME, FORMAT_VERSION};
-pub use normalize::Normalization;
+pub use normalize::{Affine, Normalization};
 pub use plan::Plan;
 pub use tensor::{DType, TensorView};
