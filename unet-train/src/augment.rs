@@ -254,21 +254,12 @@ impl Warp {
 }
 
 /// Index into `0..n` of integer position `i` of the symmetric (edge-repeating) mirror extension
-/// of an axis of length `n ≥ 1`, as numpy `np.pad(mode="symmetric")` for any pad width.
+/// of an axis of length `n ≥ 1`, as numpy `np.pad(mode="symmetric")` for any pad width
+/// (unet-core's `mirror::symmetric_index`, the extension overlap-tile inference uses).
 pub fn symmetric_index(i: i64, n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    if i >= 0 && (i as u64) < n as u64 {
-        return i as usize;
-    }
-    let period = 2 * n as i64;
-    let m = i.rem_euclid(period) as usize;
-    if m < n {
-        m
-    } else {
-        2 * n - 1 - m
-    }
+    // The extension is periodic (period 2n): reduce first so the value fits an isize anywhere.
+    let period = (n as i64).saturating_mul(2).max(1);
+    unet_core::mirror::symmetric_index(i.rem_euclid(period) as isize, n)
 }
 
 /// Floor of a coordinate as an integer, saturating far outside any image (the mirror is

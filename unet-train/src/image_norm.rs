@@ -1,5 +1,7 @@
 //! Per-channel input normalisation of training images, with the same definition as unet-core's
-//! frame normalisation (its `normalize` module documents it as "the one definition"):
+//! frame normalisation (its `normalize` module documents it as "the one definition"; the
+//! numeric pieces — `decimal_f64`, `percentile_linear`, `Affine` — are unet-core's own
+//! functions, and `tests/data_normalize.rs` checks the result against `unet_core::frame::channel_affine`):
 //!
 //! Every normalisation is, per channel, an affine map applied in f32,
 //! `y = (x − offset) · scale`:
@@ -19,7 +21,7 @@
 //! and lets the non-finite values through the affine map.
 
 use ndarray::{Array3, ArrayView3, Axis};
-use unet_core::Normalization;
+use unet_core::{Affine, Normalization};
 
 /// A non-finite pixel value met by percentile normalisation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,46 +32,25 @@ pub struct NonFinite {
 }
 
 /// The f64 whose shortest decimal spelling is that of `x` (`99.8f32` → `99.8f64`), as the
-/// model metadata spells the number; unet-core's `decimal_f64` does the same.
+/// model metadata spells the number: unet-core's `normalize::decimal_f64`.
 pub fn decimal_f64(x: f32) -> f64 {
-    format!("{x:e}").parse::<f64>().unwrap_or(x as f64)
+    unet_core::normalize::decimal_f64(x)
 }
 
 /// numpy's default linear percentile (Hyndman & Fan type 7, numpy 2.x `_lerp`) of `sorted`
-/// (ascending, non-empty; NaN for empty): `v = (n − 1)·pct/100`, `i = ⌊v⌋`, `t = v − i`,
+/// (ascending; NaN for empty): `v = (n − 1)·pct/100`, `i = ⌊v⌋`, `t = v − i`,
 /// `a + (b − a)·t` if `t < 0.5` else `b − (b − a)·(1 − t)` with `a = sorted[i]`,
-/// `b = sorted[i + 1]`; `v ≥ n − 1` gives the maximum, `v < 0` the minimum.
+/// `b = sorted[i + 1]`; `v ≥ n − 1` gives the maximum, `v < 0` the minimum. Delegates to
+/// unet-core's `normalize::percentile_linear`, the definition inference uses.
 pub fn percentile_linear(sorted: &[f64], pct: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let nf = n as f64;
-    let v = (nf - 1.0) * (pct / 100.0);
-    if v >= nf - 1.0 {
-        return sorted[n - 1];
-    }
-    if v < 0.0 || v.is_nan() {
-        return sorted[0];
-    }
-    let fl = v.floor();
-    let i = fl as usize;
-    let t = v - fl;
-    let (a, b) = (sorted[i], sorted[i + 1]);
-    let d = b - a;
-    if t >= 0.5 {
-        b - d * (1.0 - t)
-    } else {
-        a + d * t
-    }
+    unet_core::normalize::percentile_linear(sorted.len(), pct, |k| sorted[k])
 }
 
 /// `(offset, scale)` of `y = (x − offset) · scale` mapping `lo` to 0 and `hi` to 1; scale 0
-/// when `hi == lo`.
+/// when `hi == lo` (unet-core's `Affine::from_range`).
 fn from_range(lo: f64, hi: f64) -> (f32, f32) {
-    let d = hi - lo;
-    let scale = if d == 0.0 { 0.0 } else { (1.0 / d) as f32 };
-    (lo as f32, scale)
+    let a = Affine::from_range(lo, hi);
+    (a.offset, a.scale)
 }
 
 /// The per-channel `(offset, scale)` of `n` for `image` `[C, H, W]`; with `strict`, a
@@ -83,9 +64,10 @@ pub fn channel_affines(
     let mut out = Vec::with_capacity(c);
     for (ch, plane) in image.axis_iter(Axis(0)).enumerate() {
         out.push(match n {
-            Normalization::None => (0.0, 1.0),
-            Normalization::MeanStd { mean, std } => (mean, (1.0 / decimal_f64(std)) as f32),
-            Normalization::MinMax { min, max } => from_range(decimal_f64(min), decimal_f64(max)),
+            Normalization::None | Normalization::MeanStd { .. } | Normalization::MinMax { .. } => {
+                let a = n.fixed_affine().unwrap_or(Affine::IDENTITY);
+                (a.offset, a.scale)
+            }
             Normalization::Percentile { low, high } => {
                 if strict && plane.iter().any(|x| !x.is_finite()) {
                     return Err(NonFinite { channel: ch });

@@ -74,3 +74,34 @@ fn non_finite_values() {
     assert_eq!(out[[0, 1, 2]], 1.0);
     assert!(out[[0, 0, 0]].is_nan());
 }
+
+/// The trainer's normalisation equals what inference computes (`unet_core::frame::channel_affine`)
+/// for u16 and f32 frames.
+#[test]
+fn agrees_with_unet_core_frame_normalisation() {
+    use unet_core::frame::{channel_affine, statistics_scratch_len};
+    use unet_core::{FrameView, SampleType};
+    let (c, h, w) = (2usize, 31usize, 23usize);
+    let raw: Vec<u16> = (0..c * h * w).map(|k| ((k * 7919) % 4099) as u16 + if k % 11 == 0 { 30000 } else { 0 }).collect();
+    let img = Array3::from_shape_vec((c, h, w), raw.iter().map(|&v| v as f32).collect()).unwrap();
+    for norm in [
+        Normalization::Percentile { low: 1.0, high: 99.8 },
+        Normalization::Percentile { low: 3.3, high: 50.0 },
+        Normalization::MeanStd { mean: 100.0, std: 7.3 },
+        Normalization::MinMax { min: 0.0, max: 65535.0 },
+        Normalization::None,
+    ] {
+        let ours = channel_affines(img.view(), norm, true).unwrap();
+        let view = FrameView::new(&raw[..], c, h, w, w, h * w).unwrap();
+        let mut scratch = vec![0.0f32; statistics_scratch_len(norm, SampleType::U16, h, w).unwrap()];
+        let fv: Vec<f32> = raw.iter().map(|&v| v as f32).collect();
+        let view_f = FrameView::new(&fv[..], c, h, w, w, h * w).unwrap();
+        let mut scratch_f = vec![0.0f32; statistics_scratch_len(norm, SampleType::F32, h, w).unwrap()];
+        for ch in 0..c {
+            let a = channel_affine(norm, &view, ch, &mut scratch).unwrap();
+            let b = channel_affine(norm, &view_f, ch, &mut scratch_f).unwrap();
+            assert_eq!(ours[ch], (a.offset, a.scale), "{norm:?} channel {ch} (u16)");
+            assert_eq!(ours[ch], (b.offset, b.scale), "{norm:?} channel {ch} (f32)");
+        }
+    }
+}
