@@ -168,13 +168,23 @@ impl Warp {
     pub fn identity(n_h: usize, n_w: usize, centre: (f32, f32)) -> Warp {
         let (ch, cw) = ((n_h as f64 - 1.0) / 2.0, (n_w as f64 - 1.0) / 2.0);
         Warp {
-            src_y: Array2::from_shape_fn((n_h, n_w), |(i, _)| (centre.0 as f64 + i as f64 - ch) as f32),
-            src_x: Array2::from_shape_fn((n_h, n_w), |(_, j)| (centre.1 as f64 + j as f64 - cw) as f32),
+            src_y: Array2::from_shape_fn((n_h, n_w), |(i, _)| {
+                (centre.0 as f64 + i as f64 - ch) as f32
+            }),
+            src_x: Array2::from_shape_fn((n_h, n_w), |(_, j)| {
+                (centre.1 as f64 + j as f64 - cw) as f32
+            }),
         }
     }
 
     /// Draws one transform (module documentation) for an `n_h × n_w` grid centred at `centre`.
-    pub fn sample(params: &AugmentParams, n_h: usize, n_w: usize, centre: (f32, f32), rng: &mut impl Rng) -> Warp {
+    pub fn sample(
+        params: &AugmentParams,
+        n_h: usize,
+        n_w: usize,
+        centre: (f32, f32),
+        rng: &mut impl Rng,
+    ) -> Warp {
         let g = params.elastic_grid;
         let sigma = params.elastic_sigma;
         let elastic = g > 0 && sigma > 0.0 && sigma.is_finite();
@@ -192,22 +202,37 @@ impl Warp {
         }
         let flip_y = params.flip && rng.random::<bool>();
         let flip_x = params.flip && rng.random::<bool>();
-        let quarter = if params.rot90 { rng.random_range(0..4u8) } else { 0 };
+        let quarter = if params.rot90 {
+            rng.random_range(0..4u8)
+        } else {
+            0
+        };
         let theta = if params.rotation_deg > 0.0 && params.rotation_deg.is_finite() {
             (uniform(rng, -params.rotation_deg, params.rotation_deg) as f64).to_radians()
         } else {
             0.0
         };
         let (sy, sx) = if params.shift_px > 0.0 && params.shift_px.is_finite() {
-            (uniform(rng, -params.shift_px, params.shift_px), uniform(rng, -params.shift_px, params.shift_px))
+            (
+                uniform(rng, -params.shift_px, params.shift_px),
+                uniform(rng, -params.shift_px, params.shift_px),
+            )
         } else {
             (0.0, 0.0)
         };
         let (cos, sin) = (theta.cos(), theta.sin());
         let (ch, cw) = ((n_h as f64 - 1.0) / 2.0, (n_w as f64 - 1.0) / 2.0);
         // Node coordinate of pixel i: i·(g − 1)/(n − 1) (all 0 for a 1-pixel axis or g = 1).
-        let scale_h = if n_h > 1 && g > 1 { (g - 1) as f64 / (n_h - 1) as f64 } else { 0.0 };
-        let scale_w = if n_w > 1 && g > 1 { (g - 1) as f64 / (n_w - 1) as f64 } else { 0.0 };
+        let scale_h = if n_h > 1 && g > 1 {
+            (g - 1) as f64 / (n_h - 1) as f64
+        } else {
+            0.0
+        };
+        let scale_w = if n_w > 1 && g > 1 {
+            (g - 1) as f64 / (n_w - 1) as f64
+        } else {
+            0.0
+        };
         let mut src_y = Array2::<f32>::zeros((n_h, n_w));
         let mut src_x = Array2::<f32>::zeros((n_h, n_w));
         for i in 0..n_h {
@@ -287,7 +312,10 @@ pub fn warp_image(warp: &Warp, image: ArrayView3<f32>) -> Array3<f32> {
             let (sy, sx) = (warp.src_y[[i, j]], warp.src_x[[i, j]]);
             let (y0, x0) = (floor_i64(sy), floor_i64(sx));
             let (ty, tx) = (sy - sy.floor(), sx - sx.floor());
-            let (ty, tx) = (if ty.is_finite() { ty } else { 0.0 }, if tx.is_finite() { tx } else { 0.0 });
+            let (ty, tx) = (
+                if ty.is_finite() { ty } else { 0.0 },
+                if tx.is_finite() { tx } else { 0.0 },
+            );
             let ya = symmetric_index(y0, h);
             let yb = symmetric_index(y0 + 1, h);
             let xa = symmetric_index(x0, w);
@@ -325,7 +353,11 @@ pub fn warp_nearest<T: Copy + Default>(warp: &Warp, map: ArrayView2<T>) -> Array
 
 impl GrayValue {
     /// No change.
-    pub const IDENTITY: GrayValue = GrayValue { gamma: 1.0, contrast: 1.0, brightness: 0.0 };
+    pub const IDENTITY: GrayValue = GrayValue {
+        gamma: 1.0,
+        contrast: 1.0,
+        brightness: 0.0,
+    };
 
     /// Draws a gray-value variation (module documentation); the identity without draws when
     /// every range is trivial.
@@ -339,13 +371,21 @@ impl GrayValue {
             1.0
         };
         let (c0, c1) = params.contrast;
-        let contrast = if c0 != c1 && c0.is_finite() && c1.is_finite() { uniform(rng, c0, c1) } else { c0 };
+        let contrast = if c0 != c1 && c0.is_finite() && c1.is_finite() {
+            uniform(rng, c0, c1)
+        } else {
+            c0
+        };
         let brightness = if params.brightness > 0.0 && params.brightness.is_finite() {
             uniform(rng, -params.brightness, params.brightness)
         } else {
             0.0
         };
-        GrayValue { gamma, contrast, brightness }
+        GrayValue {
+            gamma,
+            contrast,
+            brightness,
+        }
     }
 
     /// Applies the variation to every channel of `image` `[C, H, W]` in place.
@@ -362,7 +402,9 @@ impl GrayValue {
                 let hi = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 if hi > lo && (hi - lo).is_finite() {
                     let g = self.gamma;
-                    p.mapv_inplace(|x| lo + (hi - lo) * ((x - lo) / (hi - lo)).clamp(0.0, 1.0).powf(g));
+                    p.mapv_inplace(|x| {
+                        lo + (hi - lo) * ((x - lo) / (hi - lo)).clamp(0.0, 1.0).powf(g)
+                    });
                 }
             }
             let m = p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64;
@@ -384,12 +426,24 @@ pub fn augment(
     rng: &mut impl Rng,
 ) -> (Array3<f32>, Array2<u8>, Array2<f32>) {
     let (_, h, w) = image.dim();
-    assert_eq!(target.dim(), (h, w), "augment: target shape differs from the image");
-    assert_eq!(weight.dim(), (h, w), "augment: weight shape differs from the image");
+    assert_eq!(
+        target.dim(),
+        (h, w),
+        "augment: target shape differs from the image"
+    );
+    assert_eq!(
+        weight.dim(),
+        (h, w),
+        "augment: weight shape differs from the image"
+    );
     let centre = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
     let warp = Warp::sample(params, h, w, centre, rng);
     let gray = GrayValue::sample(params, rng);
     let mut img = warp_image(&warp, image);
     gray.apply(&mut img);
-    (img, warp_nearest(&warp, target), warp_nearest(&warp, weight))
+    (
+        img,
+        warp_nearest(&warp, target),
+        warp_nearest(&warp, weight),
+    )
 }

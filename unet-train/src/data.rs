@@ -139,7 +139,10 @@ pub enum DataError {
 const EXTS: [&str; 3] = ["tif", "tiff", "png"];
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io { path: path.to_path_buf(), source }
+    move |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Raw integer pages of a file with their bit depth.
@@ -150,7 +153,9 @@ enum Pages {
 }
 
 fn ext_of(path: &Path) -> Option<String> {
-    path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase())
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
 }
 
 fn read_pages(path: &Path, allow_u32: bool) -> Result<Pages, DataError> {
@@ -174,7 +179,10 @@ fn shape2<T>(path: &Path, h: usize, w: usize, v: Vec<T>) -> Result<Array2<T>, Da
 fn read_tiff(path: &Path, allow_u32: bool) -> Result<Pages, DataError> {
     use tiff::decoder::{Decoder, DecodingResult};
     use tiff::ColorType;
-    let dec_err = |e: tiff::TiffError| DataError::Decode { path: path.to_path_buf(), what: e.to_string() };
+    let dec_err = |e: tiff::TiffError| DataError::Decode {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    };
     let f = File::open(path).map_err(io_err(path))?;
     let mut dec = Decoder::new(BufReader::new(f)).map_err(dec_err)?;
     let (mut p8, mut p16, mut p32) = (Vec::new(), Vec::new(), Vec::new());
@@ -208,9 +216,15 @@ fn read_tiff(path: &Path, allow_u32: bool) -> Result<Pages, DataError> {
         }
         dec.next_image().map_err(dec_err)?;
     }
-    let kinds = [!p8.is_empty(), !p16.is_empty(), !p32.is_empty()].iter().filter(|&&b| b).count();
+    let kinds = [!p8.is_empty(), !p16.is_empty(), !p32.is_empty()]
+        .iter()
+        .filter(|&&b| b)
+        .count();
     if kinds > 1 {
-        return Err(DataError::Unsupported { path: path.to_path_buf(), what: "pages of mixed bit depth".into() });
+        return Err(DataError::Unsupported {
+            path: path.to_path_buf(),
+            what: "pages of mixed bit depth".into(),
+        });
     }
     Ok(if !p8.is_empty() {
         Pages::U8(p8)
@@ -223,7 +237,10 @@ fn read_tiff(path: &Path, allow_u32: bool) -> Result<Pages, DataError> {
 
 fn read_png(path: &Path) -> Result<Pages, DataError> {
     use png::{BitDepth, ColorType, Decoder, Transformations};
-    let dec_err = |e: png::DecodingError| DataError::Decode { path: path.to_path_buf(), what: e.to_string() };
+    let dec_err = |e: png::DecodingError| DataError::Decode {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    };
     let f = File::open(path).map_err(io_err(path))?;
     let mut dec = Decoder::new(BufReader::new(f));
     dec.set_transformations(Transformations::IDENTITY);
@@ -235,23 +252,29 @@ fn read_png(path: &Path) -> Result<Pages, DataError> {
             what: format!("PNG {ct:?} {bd:?} (need 8- or 16-bit grayscale)"),
         });
     }
-    let size = reader.output_buffer_size().ok_or_else(|| DataError::Decode {
-        path: path.to_path_buf(),
-        what: "image too large".into(),
-    })?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| DataError::Decode {
+            path: path.to_path_buf(),
+            what: "image too large".into(),
+        })?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(dec_err)?;
     let (w, h) = (info.width as usize, info.height as usize);
     let line = info.line_size;
     Ok(match bd {
         BitDepth::Eight => {
-            let v: Vec<u8> = (0..h).flat_map(|y| buf[y * line..y * line + w].iter().copied()).collect();
+            let v: Vec<u8> = (0..h)
+                .flat_map(|y| buf[y * line..y * line + w].iter().copied())
+                .collect();
             Pages::U8(vec![shape2(path, h, w, v)?])
         }
         _ => {
             let v: Vec<u16> = (0..h)
                 .flat_map(|y| {
-                    buf[y * line..y * line + 2 * w].chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    buf[y * line..y * line + 2 * w]
+                        .chunks_exact(2)
+                        .map(|b| u16::from_be_bytes([b[0], b[1]]))
                 })
                 .collect();
             Pages::U16(vec![shape2(path, h, w, v)?])
@@ -265,7 +288,10 @@ pub fn load_image(path: &Path) -> Result<Vec<Array2<f32>>, DataError> {
         Pages::U8(p) => p.into_iter().map(|a| a.mapv(f32::from)).collect(),
         Pages::U16(p) => p.into_iter().map(|a| a.mapv(f32::from)).collect(),
         Pages::U32(_) => {
-            return Err(DataError::Unsupported { path: path.to_path_buf(), what: "32-bit image".into() })
+            return Err(DataError::Unsupported {
+                path: path.to_path_buf(),
+                what: "32-bit image".into(),
+            })
         }
     })
 }
@@ -288,7 +314,11 @@ fn list_by_stem(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
         if !path.is_file() || !ext_of(&path).is_some_and(|e| EXTS.contains(&e.as_str())) {
             continue;
         }
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
         out.push((stem, path));
     }
     out.sort();
@@ -311,7 +341,11 @@ pub fn load_folder(dir: &Path, kind: LabelKind) -> Result<Vec<Sample>, DataError
 
 /// As [`load_folder`]; with [`LabelKind::Class`] and `num_classes = Some(k)`, a label value
 /// `≥ k` is [`DataError::LabelValue`] naming the label file.
-pub fn load_folder_checked(dir: &Path, kind: LabelKind, num_classes: Option<usize>) -> Result<Vec<Sample>, DataError> {
+pub fn load_folder_checked(
+    dir: &Path,
+    kind: LabelKind,
+    num_classes: Option<usize>,
+) -> Result<Vec<Sample>, DataError> {
     let img_dir = dir.join("images");
     let lab_dir = dir.join("labels");
     let images = list_by_stem(&img_dir)?;
@@ -321,7 +355,10 @@ pub fn load_folder_checked(dir: &Path, kind: LabelKind, num_classes: Option<usiz
     }
     for (stem, path) in &labels {
         if !images.iter().any(|(s, _)| s == stem) {
-            return Err(DataError::Unpaired { path: path.clone(), missing: "image" });
+            return Err(DataError::Unpaired {
+                path: path.clone(),
+                missing: "image",
+            });
         }
     }
     let mut out = Vec::new();
@@ -330,7 +367,10 @@ pub fn load_folder_checked(dir: &Path, kind: LabelKind, num_classes: Option<usiz
             .iter()
             .find(|(s, _)| s == stem)
             .map(|(_, p)| p.clone())
-            .ok_or_else(|| DataError::Unpaired { path: ipath.clone(), missing: "label" })?;
+            .ok_or_else(|| DataError::Unpaired {
+                path: ipath.clone(),
+                missing: "label",
+            })?;
         let ipages = load_image(ipath)?;
         let lpages = load_labels(&lpath)?;
         if ipages.len() != lpages.len() {
@@ -356,8 +396,16 @@ pub fn load_folder_checked(dir: &Path, kind: LabelKind, num_classes: Option<usiz
             if let (LabelKind::Class, Some(limit)) = (kind, num_classes) {
                 check_classes(&lab, limit, &lpath.display().to_string())?;
             }
-            let name = if many { format!("{stem}#{k}") } else { stem.clone() };
-            out.push(Sample { name, image: im.insert_axis(Axis(0)), labels: lab });
+            let name = if many {
+                format!("{stem}#{k}")
+            } else {
+                stem.clone()
+            };
+            out.push(Sample {
+                name,
+                image: im.insert_axis(Axis(0)),
+                labels: lab,
+            });
         }
     }
     Ok(out)
@@ -365,14 +413,24 @@ pub fn load_folder_checked(dir: &Path, kind: LabelKind, num_classes: Option<usiz
 
 fn check_classes(labels: &Array2<u32>, limit: usize, where_: &str) -> Result<(), DataError> {
     if let Some(((y, x), &v)) = labels.indexed_iter().find(|(_, &v)| v as usize >= limit) {
-        return Err(DataError::LabelValue { where_: where_.to_string(), value: v, y, x, limit });
+        return Err(DataError::LabelValue {
+            where_: where_.to_string(),
+            value: v,
+            y,
+            x,
+            limit,
+        });
     }
     Ok(())
 }
 
 /// Checks that class labels are below `num_classes` (and that `num_classes ≤ 256`, the target
 /// type being u8); errors name the sample. Instance labels are always valid.
-pub fn validate_labels(samples: &[Sample], kind: LabelKind, num_classes: usize) -> Result<(), DataError> {
+pub fn validate_labels(
+    samples: &[Sample],
+    kind: LabelKind,
+    num_classes: usize,
+) -> Result<(), DataError> {
     if kind == LabelKind::Instance {
         return Ok(());
     }
@@ -394,7 +452,11 @@ pub fn split(samples: Vec<Sample>, val: &SplitSpec) -> (Vec<Sample>, Vec<Sample>
                 names.iter().any(|m| m == &s.name || m == stem)
             }
             SplitSpec::LastFraction(f) => {
-                let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) as f64 };
+                let f = if f.is_nan() {
+                    0.0
+                } else {
+                    f.clamp(0.0, 1.0) as f64
+                };
                 let k = ((n as f64) * f).ceil() as usize;
                 i >= n - k.min(n)
             }

@@ -19,7 +19,13 @@ use ndarray::{Array2, ArrayView2};
 /// Exact Euclidean distance of every pixel to the nearest `false` pixel of `mask` (see the
 /// module documentation). Output has the shape of `mask`.
 pub fn edt(mask: ArrayView2<bool>) -> Array2<f32> {
-    edt_squared(mask).mapv(|d| if d.is_finite() { d.sqrt() as f32 } else { f32::INFINITY })
+    edt_squared(mask).mapv(|d| {
+        if d.is_finite() {
+            d.sqrt() as f32
+        } else {
+            f32::INFINITY
+        }
+    })
 }
 
 /// Squared Euclidean distance of every pixel to the nearest `false` pixel, exact (integers in

@@ -72,7 +72,11 @@ pub fn channel_affines(
                 if strict && plane.iter().any(|x| !x.is_finite()) {
                     return Err(NonFinite { channel: ch });
                 }
-                let mut v: Vec<f64> = plane.iter().filter(|x| x.is_finite()).map(|&x| x as f64).collect();
+                let mut v: Vec<f64> = plane
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .map(|&x| x as f64)
+                    .collect();
                 if v.is_empty() {
                     (0.0, 0.0)
                 } else {

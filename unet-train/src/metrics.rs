@@ -85,7 +85,11 @@ pub fn pixel_error(pred: ArrayView2<u8>, gt: ArrayView2<u8>) -> f64 {
 }
 
 /// Per-class `(IoU, Dice)` for classes `0..num_classes` (classes ≥ `num_classes` ignored).
-pub fn class_overlap(pred: ArrayView2<u8>, gt: ArrayView2<u8>, num_classes: usize) -> Vec<(Option<f64>, Option<f64>)> {
+pub fn class_overlap(
+    pred: ArrayView2<u8>,
+    gt: ArrayView2<u8>,
+    num_classes: usize,
+) -> Vec<(Option<f64>, Option<f64>)> {
     let k = num_classes.min(256);
     let (mut inter, mut np, mut ng) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
     for (&p, &g) in pred.iter().zip(gt.iter()) {
@@ -101,7 +105,12 @@ pub fn class_overlap(pred: ArrayView2<u8>, gt: ArrayView2<u8>, num_classes: usiz
         }
     }
     (0..k)
-        .map(|c| (ratio(inter[c], np[c] + ng[c] - inter[c]), ratio(2 * inter[c], np[c] + ng[c])))
+        .map(|c| {
+            (
+                ratio(inter[c], np[c] + ng[c] - inter[c]),
+                ratio(2 * inter[c], np[c] + ng[c]),
+            )
+        })
         .collect()
 }
 
@@ -180,11 +189,17 @@ pub fn evaluate(
     num_classes: usize,
 ) -> Result<Metrics, ShapeMismatch> {
     let expected = gt_classes.dim();
-    for (what, found) in
-        [("pred_classes", pred_classes.dim()), ("pred_instances", pred_instances.dim()), ("gt_instances", gt_instances.dim())]
-    {
+    for (what, found) in [
+        ("pred_classes", pred_classes.dim()),
+        ("pred_instances", pred_instances.dim()),
+        ("gt_instances", gt_instances.dim()),
+    ] {
         if found != expected {
-            return Err(ShapeMismatch { what, found, expected });
+            return Err(ShapeMismatch {
+                what,
+                found,
+                expected,
+            });
         }
     }
     let overlap = class_overlap(pred_classes, gt_classes, num_classes);
@@ -203,7 +218,11 @@ fn opt(v: Option<f64>) -> String {
 
 impl fmt::Display for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pixel error {:.4}, rand error {:.4}", self.pixel_error, self.rand_error)?;
+        write!(
+            f,
+            "pixel error {:.4}, rand error {:.4}",
+            self.pixel_error, self.rand_error
+        )?;
         for (c, (i, d)) in self.iou.iter().zip(&self.dice).enumerate() {
             write!(f, ", class {c}: IoU {} Dice {}", opt(*i), opt(*d))?;
         }

@@ -117,7 +117,11 @@ impl TileSampler {
         output: (usize, usize),
         augment: AugmentParams,
     ) -> Result<TileSampler, SamplerError> {
-        let tile = |what| SamplerError::Tile { input, output, what };
+        let tile = |what| SamplerError::Tile {
+            input,
+            output,
+            what,
+        };
         if input.0 == 0 || input.1 == 0 || output.0 == 0 || output.1 == 0 {
             return Err(tile("sizes must be positive"));
         }
@@ -132,10 +136,16 @@ impl TileSampler {
         for s in samples {
             let (c, h, w) = s.image.dim();
             if c != channels {
-                return Err(SamplerError::Channels { name: s.name.clone(), expected: channels, found: c });
+                return Err(SamplerError::Channels {
+                    name: s.name.clone(),
+                    expected: channels,
+                    found: c,
+                });
             }
             if (h, w) != s.labels.dim() || h == 0 || w == 0 || c == 0 {
-                return Err(SamplerError::Shape { name: s.name.clone() });
+                return Err(SamplerError::Shape {
+                    name: s.name.clone(),
+                });
             }
         }
         let items = samples
@@ -148,10 +158,22 @@ impl TileSampler {
                     .filter(|&((y, x), &t)| t > 0 && weight[[y, x]] > 0.0)
                     .map(|((y, x), _)| y * w + x)
                     .collect();
-                Prepared { image: s.image.clone(), target, weight, foreground }
+                Prepared {
+                    image: s.image.clone(),
+                    target,
+                    weight,
+                    foreground,
+                }
             })
             .collect();
-        Ok(TileSampler { items, input, output, augment, foreground_probability: 0.9, channels })
+        Ok(TileSampler {
+            items,
+            input,
+            output,
+            augment,
+            foreground_probability: 0.9,
+            channels,
+        })
     }
 
     /// Sets the probability of centring a tile on a foreground pixel (clamped to `0..=1`).
@@ -183,8 +205,10 @@ impl TileSampler {
     /// `batch` random tiles (module documentation); the same rng state gives the same batch.
     pub fn sample(&self, batch: usize, rng: &mut impl Rng) -> Batch {
         let seeds: Vec<u64> = (0..batch).map(|_| rng.random::<u64>()).collect();
-        let items: Vec<(Array3<f32>, Array2<u8>, Array2<f32>)> =
-            seeds.par_iter().map(|&seed| self.item(&mut ChaCha8Rng::seed_from_u64(seed))).collect();
+        let items: Vec<(Array3<f32>, Array2<u8>, Array2<f32>)> = seeds
+            .par_iter()
+            .map(|&seed| self.item(&mut ChaCha8Rng::seed_from_u64(seed)))
+            .collect();
         let (ih, iw) = self.input;
         let (oh, ow) = self.output;
         let mut input = Array4::<f32>::zeros((batch, self.channels, ih, iw));
@@ -195,7 +219,11 @@ impl TileSampler {
             target.slice_mut(s![b, .., ..]).assign(&t);
             weight.slice_mut(s![b, .., ..]).assign(&w);
         }
-        Batch { input, target, weight }
+        Batch {
+            input,
+            target,
+            weight,
+        }
     }
 
     fn item(&self, rng: &mut ChaCha8Rng) -> (Array3<f32>, Array2<u8>, Array2<f32>) {
@@ -203,7 +231,11 @@ impl TileSampler {
         let w = p.target.ncols();
         let h = p.target.nrows();
         let use_fg = !p.foreground.is_empty() && rng.random::<f32>() < self.foreground_probability;
-        let flat = if use_fg { p.foreground[rng.random_range(0..p.foreground.len())] } else { rng.random_range(0..h * w) };
+        let flat = if use_fg {
+            p.foreground[rng.random_range(0..p.foreground.len())]
+        } else {
+            rng.random_range(0..h * w)
+        };
         let (y, x) = (flat / w, flat % w);
         let (ih, iw) = self.input;
         let (oh, ow) = self.output;
@@ -214,6 +246,10 @@ impl TileSampler {
         let mut img = warp_image(&warp, p.image.view());
         gray.apply(&mut img);
         let out = warp.crop((ih - oh) / 2, (iw - ow) / 2, oh, ow);
-        (img, warp_nearest(&out, p.target.view()), warp_nearest(&out, p.weight.view()))
+        (
+            img,
+            warp_nearest(&out, p.target.view()),
+            warp_nearest(&out, p.weight.view()),
+        )
     }
 }

@@ -65,7 +65,12 @@ pub struct WeightParams {
 
 impl Default for WeightParams {
     fn default() -> Self {
-        WeightParams { w0: 10.0, sigma: 5.0, balance: ClassBalance::InverseFrequency, ignore: None }
+        WeightParams {
+            w0: 10.0,
+            sigma: 5.0,
+            balance: ClassBalance::InverseFrequency,
+            ignore: None,
+        }
     }
 }
 
@@ -127,7 +132,11 @@ pub fn two_nearest_distances(
         b[2] = b[2].max(y);
         b[3] = b[3].max(x);
     }
-    let margin = if sigma.is_infinite() { h.max(w) } else { border_margin(sigma) };
+    let margin = if sigma.is_infinite() {
+        h.max(w)
+    } else {
+        border_margin(sigma)
+    };
     let mut d1 = Array2::<f64>::from_elem((h, w), f64::INFINITY);
     let mut d2 = Array2::<f64>::from_elem((h, w), f64::INFINITY);
     for (&id, b) in &boxes {
@@ -150,13 +159,23 @@ pub fn two_nearest_distances(
             }
         }
     }
-    let root = |v: f64| if v.is_finite() { v.sqrt() as f32 } else { f32::INFINITY };
+    let root = |v: f64| {
+        if v.is_finite() {
+            v.sqrt() as f32
+        } else {
+            f32::INFINITY
+        }
+    };
     (d1.mapv(root), d2.mapv(root))
 }
 
 /// Class-balancing weights `w_c(x)` of a class target `[H, W]`; pixels with `valid == false`
 /// get 0 and are not counted.
-pub fn class_weights(target: ArrayView2<u8>, valid: ArrayView2<bool>, balance: ClassBalance) -> Array2<f32> {
+pub fn class_weights(
+    target: ArrayView2<u8>,
+    valid: ArrayView2<bool>,
+    balance: ClassBalance,
+) -> Array2<f32> {
     let mut counts = [0u64; 256];
     let mut n = 0u64;
     for (t, &ok) in target.iter().zip(valid.iter()) {
@@ -185,22 +204,39 @@ pub fn class_weights(target: ArrayView2<u8>, valid: ArrayView2<bool>, balance: C
             }
         })
         .collect();
-    Array2::from_shape_fn(target.dim(), |p| if valid[p] { per_class[target[p] as usize] } else { 0.0 })
+    Array2::from_shape_fn(target.dim(), |p| {
+        if valid[p] {
+            per_class[target[p] as usize]
+        } else {
+            0.0
+        }
+    })
 }
 
 /// The paper's weight map `[H, W]` for instance labels and their [`semantic_target`] (module
 /// documentation). `target` must have the shape of `instances` (panics otherwise: a programming
 /// error, both come from the same labels).
-pub fn weight_map(instances: ArrayView2<u32>, target: ArrayView2<u8>, params: &WeightParams) -> Array2<f32> {
-    assert_eq!(instances.dim(), target.dim(), "weight_map: instances and target differ in shape");
+pub fn weight_map(
+    instances: ArrayView2<u32>,
+    target: ArrayView2<u8>,
+    params: &WeightParams,
+) -> Array2<f32> {
+    assert_eq!(
+        instances.dim(),
+        target.dim(),
+        "weight_map: instances and target differ in shape"
+    );
     let valid = instances.mapv(|id| Some(id) != params.ignore);
     let mut w = class_weights(target, valid.view(), params.balance);
     let border = params.w0 != 0.0 && params.sigma > 0.0 && params.sigma.is_finite();
     if border {
         let (d1, d2) = two_nearest_distances(instances, target, params.sigma);
         let two_s2 = 2.0 * (params.sigma as f64) * (params.sigma as f64);
-        for (((wx, &t), &ok), (&a, &b)) in
-            w.iter_mut().zip(target.iter()).zip(valid.iter()).zip(d1.iter().zip(d2.iter()))
+        for (((wx, &t), &ok), (&a, &b)) in w
+            .iter_mut()
+            .zip(target.iter())
+            .zip(valid.iter())
+            .zip(d1.iter().zip(d2.iter()))
         {
             if ok && t == 0 && b.is_finite() {
                 let s = a as f64 + b as f64;
@@ -218,7 +254,11 @@ pub fn weight_map(instances: ArrayView2<u32>, target: ArrayView2<u8>, params: &W
 ///   (no border term: class maps carry no instances).
 ///
 /// Ignored pixels (`params.ignore`) get target 0 and weight 0.
-pub fn prepare_target(labels: ArrayView2<u32>, kind: LabelKind, params: &WeightParams) -> (Array2<u8>, Array2<f32>) {
+pub fn prepare_target(
+    labels: ArrayView2<u32>,
+    kind: LabelKind,
+    params: &WeightParams,
+) -> (Array2<u8>, Array2<f32>) {
     match kind {
         LabelKind::Instance => {
             let t = semantic_target_ignoring(labels, params.ignore);
@@ -227,7 +267,13 @@ pub fn prepare_target(labels: ArrayView2<u32>, kind: LabelKind, params: &WeightP
         }
         LabelKind::Class => {
             let valid = labels.mapv(|id| Some(id) != params.ignore);
-            let t = Array2::from_shape_fn(labels.dim(), |p| if valid[p] { labels[p].min(255) as u8 } else { 0 });
+            let t = Array2::from_shape_fn(labels.dim(), |p| {
+                if valid[p] {
+                    labels[p].min(255) as u8
+                } else {
+                    0
+                }
+            });
             let w = class_weights(t.view(), valid.view(), params.balance);
             (t, w)
         }

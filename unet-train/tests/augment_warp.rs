@@ -5,10 +5,14 @@ use ndarray::{Array2, Array3, Axis};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use unet_train::augment::{augment, symmetric_index, warp_image, warp_nearest, AugmentParams, Warp};
+use unet_train::augment::{
+    augment, symmetric_index, warp_image, warp_nearest, AugmentParams, Warp,
+};
 
 fn test_image(h: usize, w: usize) -> (Array3<f32>, Array2<u8>, Array2<f32>) {
-    let img = Array3::from_shape_fn((2, h, w), |(c, y, x)| (c * 1000 + y * 37 + x * 3) as f32 + 0.25);
+    let img = Array3::from_shape_fn((2, h, w), |(c, y, x)| {
+        (c * 1000 + y * 37 + x * 3) as f32 + 0.25
+    });
     let t = Array2::from_shape_fn((h, w), |(y, x)| ((y / 3 + x / 4) % 3) as u8);
     let wt = Array2::from_shape_fn((h, w), |(y, x)| (y * w + x) as f32 * 0.5);
     (img, t, wt)
@@ -17,7 +21,11 @@ fn test_image(h: usize, w: usize) -> (Array3<f32>, Array2<u8>, Array2<f32>) {
 #[test]
 fn elastic_sigma_zero_is_identity() {
     let (img, t, wt) = test_image(17, 24);
-    let p = AugmentParams { elastic_sigma: 0.0, elastic_grid: 3, ..AugmentParams::none() };
+    let p = AugmentParams {
+        elastic_sigma: 0.0,
+        elastic_grid: 3,
+        ..AugmentParams::none()
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let (i2, t2, w2) = augment(img.view(), t.view(), wt.view(), &p, &mut rng);
     assert_eq!(i2, img);
@@ -28,10 +36,15 @@ fn elastic_sigma_zero_is_identity() {
 #[test]
 fn flips_and_quarter_turns_are_exact() {
     let (img, t, wt) = test_image(12, 12);
-    let p = AugmentParams { flip: true, rot90: true, ..AugmentParams::none() };
+    let p = AugmentParams {
+        flip: true,
+        rot90: true,
+        ..AugmentParams::none()
+    };
     // The 8 symmetries of the square, as index maps (y, x) -> source (y', x').
     let n = 12usize;
-    let syms: Vec<Box<dyn Fn(usize, usize) -> (usize, usize)>> = vec![
+    type Sym = Box<dyn Fn(usize, usize) -> (usize, usize)>;
+    let syms: Vec<Sym> = vec![
         Box::new(|y, x| (y, x)),
         Box::new(move |y, x| (n - 1 - y, x)),
         Box::new(move |y, x| (y, n - 1 - x)),
@@ -61,19 +74,30 @@ fn flips_and_quarter_turns_are_exact() {
             .unwrap_or_else(|| panic!("seed {seed}: output is not an exact symmetry of the input"));
         seen[k] = true;
     }
-    assert!(seen.iter().all(|&s| s), "not all 8 symmetries drawn: {seen:?}");
+    assert!(
+        seen.iter().all(|&s| s),
+        "not all 8 symmetries drawn: {seen:?}"
+    );
 }
 
 #[test]
 fn labels_and_weights_keep_only_original_values() {
     let (img, t, wt) = test_image(40, 33);
-    let p = AugmentParams { elastic_sigma: 25.0, rotation_deg: 180.0, shift_px: 7.5, ..AugmentParams::default() };
+    let p = AugmentParams {
+        elastic_sigma: 25.0,
+        rotation_deg: 180.0,
+        shift_px: 7.5,
+        ..AugmentParams::default()
+    };
     for seed in 0..8 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (i2, t2, w2) = augment(img.view(), t.view(), wt.view(), &p, &mut rng);
         assert_eq!(i2.dim(), img.dim());
         assert!(t2.iter().all(|v| *v < 3));
-        assert!(w2.iter().all(|v| wt.iter().any(|o| o == v)), "weight value not in the input");
+        assert!(
+            w2.iter().all(|v| wt.iter().any(|o| o == v)),
+            "weight value not in the input"
+        );
         assert_ne!(t2, t, "seed {seed}: no deformation happened");
     }
 }
@@ -82,9 +106,27 @@ fn labels_and_weights_keep_only_original_values() {
 fn same_seed_same_result_and_seeds_differ() {
     let (img, t, wt) = test_image(30, 30);
     let p = AugmentParams::default();
-    let a = augment(img.view(), t.view(), wt.view(), &p, &mut ChaCha8Rng::seed_from_u64(7));
-    let b = augment(img.view(), t.view(), wt.view(), &p, &mut ChaCha8Rng::seed_from_u64(7));
-    let c = augment(img.view(), t.view(), wt.view(), &p, &mut ChaCha8Rng::seed_from_u64(8));
+    let a = augment(
+        img.view(),
+        t.view(),
+        wt.view(),
+        &p,
+        &mut ChaCha8Rng::seed_from_u64(7),
+    );
+    let b = augment(
+        img.view(),
+        t.view(),
+        wt.view(),
+        &p,
+        &mut ChaCha8Rng::seed_from_u64(7),
+    );
+    let c = augment(
+        img.view(),
+        t.view(),
+        wt.view(),
+        &p,
+        &mut ChaCha8Rng::seed_from_u64(8),
+    );
     assert_eq!(a, b);
     assert_ne!(a.0, c.0);
 }
@@ -93,7 +135,11 @@ fn same_seed_same_result_and_seeds_differ() {
 /// N(0, σ²): its sample standard deviation must be σ (not σ² or √σ).
 #[test]
 fn elastic_node_displacements_have_sigma_std() {
-    let p = AugmentParams { elastic_sigma: 10.0, elastic_grid: 3, ..AugmentParams::none() };
+    let p = AugmentParams {
+        elastic_sigma: 10.0,
+        elastic_grid: 3,
+        ..AugmentParams::none()
+    };
     let (n, draws) = (21usize, 2000);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut vals = Vec::new();
@@ -113,7 +159,11 @@ fn elastic_node_displacements_have_sigma_std() {
 
 #[test]
 fn elastic_field_is_smooth() {
-    let p = AugmentParams { elastic_sigma: 10.0, elastic_grid: 3, ..AugmentParams::none() };
+    let p = AugmentParams {
+        elastic_sigma: 10.0,
+        elastic_grid: 3,
+        ..AugmentParams::none()
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let w = Warp::sample(&p, 64, 64, (31.5, 31.5), &mut rng);
     // The displacement varies smoothly: second differences along a row are small (a bicubic

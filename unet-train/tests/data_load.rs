@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 use tiff::encoder::{colortype, TiffEncoder};
 use unet_train::data::{
-    load_folder, load_folder_checked, load_image, load_labels, split, validate_labels, DataError, LabelKind, Sample,
-    SplitSpec,
+    load_folder, load_folder_checked, load_image, load_labels, split, validate_labels, DataError,
+    LabelKind, Sample, SplitSpec,
 };
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -32,7 +32,8 @@ fn write_tiff16(path: &Path, pages: &[Array2<u16>]) {
     let mut enc = TiffEncoder::new(BufWriter::new(File::create(path).unwrap())).unwrap();
     for p in pages {
         let (h, w) = p.dim();
-        enc.write_image::<colortype::Gray16>(w as u32, h as u32, p.as_slice().unwrap()).unwrap();
+        enc.write_image::<colortype::Gray16>(w as u32, h as u32, p.as_slice().unwrap())
+            .unwrap();
     }
 }
 
@@ -40,11 +41,19 @@ fn write_tiff8(path: &Path, pages: &[Array2<u8>]) {
     let mut enc = TiffEncoder::new(BufWriter::new(File::create(path).unwrap())).unwrap();
     for p in pages {
         let (h, w) = p.dim();
-        enc.write_image::<colortype::Gray8>(w as u32, h as u32, p.as_slice().unwrap()).unwrap();
+        enc.write_image::<colortype::Gray8>(w as u32, h as u32, p.as_slice().unwrap())
+            .unwrap();
     }
 }
 
-fn write_png(path: &Path, w: u32, h: u32, color: png::ColorType, depth: png::BitDepth, data: &[u8]) {
+fn write_png(
+    path: &Path,
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) {
     let mut enc = png::Encoder::new(BufWriter::new(File::create(path).unwrap()), w, h);
     enc.set_color(color);
     enc.set_depth(depth);
@@ -65,8 +74,22 @@ fn loads_stacks_and_pngs() {
     // A 16-bit PNG image (big-endian samples) with 8-bit PNG labels.
     let img: Vec<u16> = (0..12).map(|v| v * 5000).collect();
     let bytes: Vec<u8> = img.iter().flat_map(|v| v.to_be_bytes()).collect();
-    write_png(&d.0.join("images/single.png"), 4, 3, png::ColorType::Grayscale, png::BitDepth::Sixteen, &bytes);
-    write_png(&d.0.join("labels/single.png"), 4, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &[3; 12]);
+    write_png(
+        &d.0.join("images/single.png"),
+        4,
+        3,
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        &bytes,
+    );
+    write_png(
+        &d.0.join("labels/single.png"),
+        4,
+        3,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        &[3; 12],
+    );
 
     let s = load_folder(&d.0, LabelKind::Instance).unwrap();
     let names: Vec<&str> = s.iter().map(|x| x.name.as_str()).collect();
@@ -75,11 +98,17 @@ fn loads_stacks_and_pngs() {
     assert_eq!(s[0].image[[0, 2, 3]], 55000.0);
     assert_eq!(s[0].labels[[1, 1]], 3);
     for k in 0..3 {
-        assert_eq!(s[k + 1].image.index_axis(ndarray::Axis(0), 0), pages[k].mapv(f32::from));
+        assert_eq!(
+            s[k + 1].image.index_axis(ndarray::Axis(0), 0),
+            pages[k].mapv(f32::from)
+        );
         assert_eq!(s[k + 1].labels, labs[k].mapv(u32::from));
     }
     assert_eq!(load_image(&d.0.join("images/stack.tif")).unwrap().len(), 3);
-    assert_eq!(load_labels(&d.0.join("labels/single.png")).unwrap()[0][[0, 0]], 3);
+    assert_eq!(
+        load_labels(&d.0.join("labels/single.png")).unwrap()[0][[0, 0]],
+        3
+    );
 }
 
 fn err_text(e: DataError) -> String {
@@ -97,17 +126,48 @@ fn errors_name_the_file() {
 
     // Truncated PNG.
     let d = TempDir::new("trunc");
-    write_png(&d.0.join("images/t.png"), 4, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &[1; 12]);
+    write_png(
+        &d.0.join("images/t.png"),
+        4,
+        3,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        &[1; 12],
+    );
     let full = std::fs::read(d.0.join("images/t.png")).unwrap();
     std::fs::write(d.0.join("images/t.png"), &full[..full.len() / 2]).unwrap();
-    write_png(&d.0.join("labels/t.png"), 4, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &[1; 12]);
+    write_png(
+        &d.0.join("labels/t.png"),
+        4,
+        3,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        &[1; 12],
+    );
     let e = err_text(load_folder(&d.0, LabelKind::Instance).unwrap_err());
-    assert!(e.contains("images/t.png") || e.contains("images\\t.png"), "{e}");
+    assert!(
+        e.contains("images/t.png") || e.contains("images\\t.png"),
+        "{e}"
+    );
 
     // Unsupported colour.
     let d = TempDir::new("rgb");
-    write_png(&d.0.join("images/rgb.png"), 2, 2, png::ColorType::Rgb, png::BitDepth::Eight, &[9; 12]);
-    write_png(&d.0.join("labels/rgb.png"), 2, 2, png::ColorType::Grayscale, png::BitDepth::Eight, &[0; 4]);
+    write_png(
+        &d.0.join("images/rgb.png"),
+        2,
+        2,
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        &[9; 12],
+    );
+    write_png(
+        &d.0.join("labels/rgb.png"),
+        2,
+        2,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        &[0; 4],
+    );
     let e = load_folder(&d.0, LabelKind::Instance).unwrap_err();
     assert!(matches!(e, DataError::Unsupported { .. }));
     assert!(err_text(e).contains("rgb.png"));
@@ -119,14 +179,27 @@ fn errors_name_the_file() {
     let e = load_folder(&d.0, LabelKind::Instance).unwrap_err();
     assert!(matches!(e, DataError::SizeMismatch { .. }));
     let t = err_text(e);
-    assert!(t.contains("labels/m.tif") && t.contains("images/m.tif") && t.contains("5x4"), "{t}");
+    assert!(
+        t.contains("labels/m.tif") && t.contains("images/m.tif") && t.contains("5x4"),
+        "{t}"
+    );
 
     // Page-count mismatch.
     let d = TempDir::new("pages");
-    write_tiff16(&d.0.join("images/p.tif"), &[page16(4, 4, 0), page16(4, 4, 1)]);
+    write_tiff16(
+        &d.0.join("images/p.tif"),
+        &[page16(4, 4, 0), page16(4, 4, 1)],
+    );
     write_tiff16(&d.0.join("labels/p.tif"), &[page16(4, 4, 0)]);
     let e = load_folder(&d.0, LabelKind::Instance).unwrap_err();
-    assert!(matches!(e, DataError::PageCount { image_pages: 2, labels_pages: 1, .. }));
+    assert!(matches!(
+        e,
+        DataError::PageCount {
+            image_pages: 2,
+            labels_pages: 1,
+            ..
+        }
+    ));
     assert!(err_text(e).contains("p.tif"));
 
     // Class label out of range.
@@ -136,7 +209,16 @@ fn errors_name_the_file() {
     lab[[2, 3]] = 5;
     write_tiff16(&d.0.join("labels/c.tif"), &[lab]);
     let e = load_folder_checked(&d.0, LabelKind::Class, Some(3)).unwrap_err();
-    assert!(matches!(e, DataError::LabelValue { value: 5, y: 2, x: 3, limit: 3, .. }));
+    assert!(matches!(
+        e,
+        DataError::LabelValue {
+            value: 5,
+            y: 2,
+            x: 3,
+            limit: 3,
+            ..
+        }
+    ));
     assert!(err_text(e).contains("labels/c.tif"));
     assert!(load_folder_checked(&d.0, LabelKind::Class, Some(6)).is_ok());
     assert!(load_folder_checked(&d.0, LabelKind::Instance, Some(3)).is_ok());
@@ -148,7 +230,10 @@ fn errors_name_the_file() {
     assert!(e.contains("alone.tif") && e.contains("label"), "{e}");
     std::fs::remove_file(d.0.join("images/alone.tif")).unwrap();
     write_tiff16(&d.0.join("labels/orphan.tif"), &[page16(2, 2, 0)]);
-    assert!(matches!(load_folder(&d.0, LabelKind::Instance).unwrap_err(), DataError::Empty { .. }));
+    assert!(matches!(
+        load_folder(&d.0, LabelKind::Instance).unwrap_err(),
+        DataError::Empty { .. }
+    ));
     write_tiff16(&d.0.join("images/other.tif"), &[page16(2, 2, 0)]);
     let e = err_text(load_folder(&d.0, LabelKind::Instance).unwrap_err());
     assert!(e.contains("orphan.tif"), "{e}");
@@ -157,8 +242,12 @@ fn errors_name_the_file() {
 
     // Float TIFF images are refused.
     let d = TempDir::new("float");
-    let mut enc = TiffEncoder::new(BufWriter::new(File::create(d.0.join("images/f.tif")).unwrap())).unwrap();
-    enc.write_image::<colortype::Gray32Float>(2, 2, &[0.5f32; 4]).unwrap();
+    let mut enc = TiffEncoder::new(BufWriter::new(
+        File::create(d.0.join("images/f.tif")).unwrap(),
+    ))
+    .unwrap();
+    enc.write_image::<colortype::Gray32Float>(2, 2, &[0.5f32; 4])
+        .unwrap();
     drop(enc);
     let e = load_image(&d.0.join("images/f.tif")).unwrap_err();
     assert!(matches!(e, DataError::Unsupported { .. }) && err_text(e).contains("f.tif"));
@@ -167,7 +256,11 @@ fn errors_name_the_file() {
 fn named(names: &[&str]) -> Vec<Sample> {
     names
         .iter()
-        .map(|n| Sample { name: n.to_string(), image: ndarray::Array3::zeros((1, 1, 1)), labels: Array2::zeros((1, 1)) })
+        .map(|n| Sample {
+            name: n.to_string(),
+            image: ndarray::Array3::zeros((1, 1, 1)),
+            labels: Array2::zeros((1, 1)),
+        })
         .collect()
 }
 

@@ -23,7 +23,11 @@ fn disc_sample(name: &str, h: usize, w: usize, discs: &[(usize, usize, usize)]) 
         0
     });
     let image = labels.mapv(|v| (v != 0) as u8 as f32).insert_axis(Axis(0));
-    Sample { name: name.into(), image, labels }
+    Sample {
+        name: name.into(),
+        image,
+        labels,
+    }
 }
 
 fn geometry_sizes(levels: usize, input: usize) -> (usize, usize) {
@@ -43,8 +47,15 @@ fn samples() -> Vec<Sample> {
 fn shapes_and_same_seed_same_batch() {
     let (i, o) = geometry_sizes(2, 44);
     assert_eq!(o, 44 - 2 * 8);
-    let sm = TileSampler::new(&samples(), LabelKind::Instance, &WeightParams::default(), (i, i), (o, o), AugmentParams::default())
-        .unwrap();
+    let sm = TileSampler::new(
+        &samples(),
+        LabelKind::Instance,
+        &WeightParams::default(),
+        (i, i),
+        (o, o),
+        AugmentParams::default(),
+    )
+    .unwrap();
     let a = sm.sample(5, &mut ChaCha8Rng::seed_from_u64(42));
     let b = sm.sample(5, &mut ChaCha8Rng::seed_from_u64(42));
     let c = sm.sample(5, &mut ChaCha8Rng::seed_from_u64(43));
@@ -54,7 +65,10 @@ fn shapes_and_same_seed_same_batch() {
     assert_eq!(a, b);
     assert_ne!(a.input, c.input);
     // Items differ from each other (per-item seeds).
-    assert_ne!(a.input.slice(s![0, .., .., ..]), a.input.slice(s![1, .., .., ..]));
+    assert_ne!(
+        a.input.slice(s![0, .., .., ..]),
+        a.input.slice(s![1, .., .., ..])
+    );
     assert!(a.weight.iter().all(|&w| w > 0.0));
 }
 
@@ -62,9 +76,16 @@ fn shapes_and_same_seed_same_batch() {
 fn foreground_centring_and_exact_alignment_without_augmentation() {
     let (i, o) = geometry_sizes(2, 44);
     let halo = (i - o) / 2;
-    let sm = TileSampler::new(&samples(), LabelKind::Instance, &WeightParams::default(), (i, i), (o, o), AugmentParams::none())
-        .unwrap()
-        .with_foreground_probability(1.0);
+    let sm = TileSampler::new(
+        &samples(),
+        LabelKind::Instance,
+        &WeightParams::default(),
+        (i, i),
+        (o, o),
+        AugmentParams::none(),
+    )
+    .unwrap()
+    .with_foreground_probability(1.0);
     let batch = sm.sample(16, &mut ChaCha8Rng::seed_from_u64(9));
     for b in 0..16 {
         // The chosen foreground pixel is output pixel (o/2 − 1, o/2 − 1) for an even tile.
@@ -72,7 +93,10 @@ fn foreground_centring_and_exact_alignment_without_augmentation() {
         // Image (= cell mask) and target agree pixel for pixel over the output window.
         for y in 0..o {
             for x in 0..o {
-                assert_eq!(batch.input[[b, 0, y + halo, x + halo]], batch.target[[b, y, x]] as f32);
+                assert_eq!(
+                    batch.input[[b, 0, y + halo, x + halo]],
+                    batch.target[[b, y, x]] as f32
+                );
             }
         }
     }
@@ -82,8 +106,21 @@ fn foreground_centring_and_exact_alignment_without_augmentation() {
 fn alignment_with_full_augmentation() {
     let (i, o) = geometry_sizes(3, 92);
     let halo = (i - o) / 2;
-    let aug = AugmentParams { gamma: (1.0, 1.0), contrast: (1.0, 1.0), brightness: 0.0, ..AugmentParams::default() };
-    let sm = TileSampler::new(&samples(), LabelKind::Instance, &WeightParams::default(), (i, i), (o, o), aug).unwrap();
+    let aug = AugmentParams {
+        gamma: (1.0, 1.0),
+        contrast: (1.0, 1.0),
+        brightness: 0.0,
+        ..AugmentParams::default()
+    };
+    let sm = TileSampler::new(
+        &samples(),
+        LabelKind::Instance,
+        &WeightParams::default(),
+        (i, i),
+        (o, o),
+        aug,
+    )
+    .unwrap();
     let batch = sm.sample(6, &mut ChaCha8Rng::seed_from_u64(1));
     let mut exact = 0;
     let mut total = 0;
@@ -106,8 +143,15 @@ fn alignment_with_full_augmentation() {
 fn tiles_larger_than_the_image_are_mirrored() {
     let tiny = vec![disc_sample("tiny", 9, 7, &[(4, 3, 2)])];
     let (i, o) = geometry_sizes(2, 44);
-    let sm = TileSampler::new(&tiny, LabelKind::Instance, &WeightParams::default(), (i, i), (o, o), AugmentParams::none())
-        .unwrap();
+    let sm = TileSampler::new(
+        &tiny,
+        LabelKind::Instance,
+        &WeightParams::default(),
+        (i, i),
+        (o, o),
+        AugmentParams::none(),
+    )
+    .unwrap();
     let batch = sm.sample(3, &mut ChaCha8Rng::seed_from_u64(2));
     // Every input row is a mirrored copy of image rows: each value is 0 or 1 and the tile
     // repeats with period 2·9 rows and 2·7 columns.
@@ -131,13 +175,27 @@ fn class_labels_and_ignore() {
         s.labels[[y, 35]] = 2;
         s.labels[[y, 0]] = 7;
     }
-    let wp = WeightParams { ignore: Some(7), ..WeightParams::default() };
-    let sm = TileSampler::new(&[s], LabelKind::Class, &wp, (24, 24), (24, 24), AugmentParams::none()).unwrap();
+    let wp = WeightParams {
+        ignore: Some(7),
+        ..WeightParams::default()
+    };
+    let sm = TileSampler::new(
+        &[s],
+        LabelKind::Class,
+        &wp,
+        (24, 24),
+        (24, 24),
+        AugmentParams::none(),
+    )
+    .unwrap();
     let (t, w) = sm.prepared(0).unwrap();
     assert_eq!(t[[20, 20]], 1);
     assert_eq!(t[[3, 35]], 2);
     assert_eq!(w[[3, 0]], 0.0);
-    assert!(w[[20, 20]] > 0.0 && w[[3, 35]] > w[[20, 20]], "rare class 2 weighs more");
+    assert!(
+        w[[20, 20]] > 0.0 && w[[3, 35]] > w[[20, 20]],
+        "rare class 2 weighs more"
+    );
     let b = sm.sample(4, &mut ChaCha8Rng::seed_from_u64(0));
     assert!(b.target.iter().all(|&v| v <= 2));
 }
@@ -151,11 +209,25 @@ fn construction_errors() {
         SamplerError::NoSamples
     );
     assert!(matches!(
-        TileSampler::new(&samples(), LabelKind::Instance, &wp, (44, 44), (29, 28), aug),
+        TileSampler::new(
+            &samples(),
+            LabelKind::Instance,
+            &wp,
+            (44, 44),
+            (29, 28),
+            aug
+        ),
         Err(SamplerError::Tile { .. })
     ));
     assert!(matches!(
-        TileSampler::new(&samples(), LabelKind::Instance, &wp, (20, 20), (28, 28), aug),
+        TileSampler::new(
+            &samples(),
+            LabelKind::Instance,
+            &wp,
+            (20, 20),
+            (28, 28),
+            aug
+        ),
         Err(SamplerError::Tile { .. })
     ));
     let mut two = samples();

@@ -8,13 +8,24 @@ use unet_train::metrics::{class_overlap, evaluate, object_scores, pixel_error, r
 
 #[test]
 fn components_four_vs_eight() {
-    let m = arr2(&[[true, false, false, true], [false, true, false, true], [false, false, false, false], [true, true, false, true]]);
+    let m = arr2(&[
+        [true, false, false, true],
+        [false, true, false, true],
+        [false, false, false, false],
+        [true, true, false, true],
+    ]);
     let (l4, n4) = label_components(m.view(), Connectivity::Four);
     let (l8, n8) = label_components(m.view(), Connectivity::Eight);
     assert_eq!(n4, 5);
-    assert_eq!(l4, arr2(&[[1, 0, 0, 2], [0, 3, 0, 2], [0, 0, 0, 0], [4, 4, 0, 5]]));
+    assert_eq!(
+        l4,
+        arr2(&[[1, 0, 0, 2], [0, 3, 0, 2], [0, 0, 0, 0], [4, 4, 0, 5]])
+    );
     assert_eq!(n8, 4);
-    assert_eq!(l8, arr2(&[[1, 0, 0, 2], [0, 1, 0, 2], [0, 0, 0, 0], [3, 3, 0, 4]]));
+    assert_eq!(
+        l8,
+        arr2(&[[1, 0, 0, 2], [0, 1, 0, 2], [0, 0, 0, 0], [3, 3, 0, 4]])
+    );
     // A U shape joined only at the bottom: one component, found through a later union.
     let u = arr2(&[[true, false, true], [true, false, true], [true, true, true]]);
     let (lu, nu) = label_components(u.view(), Connectivity::Four);
@@ -118,7 +129,12 @@ fn evaluate_and_display() {
     assert_eq!(m.objects.f1, 1.0);
     assert_eq!(m.iou, vec![Some(1.0), Some(1.0)]);
     let s = m.to_string();
-    assert!(s.contains("pixel error 0.0000") && s.contains("class 1: IoU 1.0000") && s.contains("F1 1.0000"), "{s}");
+    assert!(
+        s.contains("pixel error 0.0000")
+            && s.contains("class 1: IoU 1.0000")
+            && s.contains("F1 1.0000"),
+        "{s}"
+    );
     let small = Array2::<u8>::zeros((1, 3));
     let e = evaluate(small.view(), gt_i.view(), gt_c.view(), gt_i.view(), 2).unwrap_err();
     assert_eq!(e.what, "pred_classes");

@@ -6,7 +6,11 @@ use unet_train::edt::edt;
 
 /// Distance of every pixel to the nearest false pixel by exhaustive search (f64, then f32).
 fn brute(mask: &Array2<bool>) -> Array2<f32> {
-    let zeros: Vec<(usize, usize)> = mask.indexed_iter().filter(|(_, &m)| !m).map(|(p, _)| p).collect();
+    let zeros: Vec<(usize, usize)> = mask
+        .indexed_iter()
+        .filter(|(_, &m)| !m)
+        .map(|(p, _)| p)
+        .collect();
     Array2::from_shape_fn(mask.dim(), |(y, x)| {
         let best = zeros
             .iter()
@@ -45,7 +49,10 @@ fn edt_corner_cases() {
     assert!(edt(all_true.view()).iter().all(|v| v.is_infinite()));
     let all_false = Array2::from_elem((4, 2), false);
     assert!(edt(all_false.view()).iter().all(|&v| v == 0.0));
-    assert_eq!(edt(Array2::<bool>::from_elem((0, 3), true).view()).dim(), (0, 3));
+    assert_eq!(
+        edt(Array2::<bool>::from_elem((0, 3), true).view()).dim(),
+        (0, 3)
+    );
     // One false pixel in a corner of a long strip: distance grows along the strip.
     let mut m = Array2::from_elem((2, 50), true);
     m[[0, 0]] = false;

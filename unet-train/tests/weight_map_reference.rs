@@ -9,7 +9,8 @@
 use ndarray::Array2;
 use std::path::PathBuf;
 use unet_train::weight_map::{
-    semantic_target, semantic_target_ignoring, two_nearest_distances, weight_map, ClassBalance, WeightParams,
+    semantic_target, semantic_target_ignoring, two_nearest_distances, weight_map, ClassBalance,
+    WeightParams,
 };
 
 fn fixture_dir() -> PathBuf {
@@ -38,7 +39,9 @@ fn cases() -> Vec<Case> {
             let sigma: f32 = f[4].parse().unwrap();
             let balance = match f[5] {
                 "inverse" => ClassBalance::InverseFrequency,
-                _ => ClassBalance::Fixed { background: f[6].parse().unwrap() },
+                _ => ClassBalance::Fixed {
+                    background: f[6].parse().unwrap(),
+                },
             };
             let lab: Vec<u32> = read(&format!("weight_map_{}.labels.u16", f[0]))
                 .chunks_exact(2)
@@ -54,7 +57,12 @@ fn cases() -> Vec<Case> {
                 labels: Array2::from_shape_vec((h, w), lab).unwrap(),
                 target: Array2::from_shape_vec((h, w), tgt).unwrap(),
                 weight: Array2::from_shape_vec((h, w), wt).unwrap(),
-                params: WeightParams { w0, sigma, balance, ignore: None },
+                params: WeightParams {
+                    w0,
+                    sigma,
+                    balance,
+                    ignore: None,
+                },
             }
         })
         .collect()
@@ -71,7 +79,11 @@ fn matches_scipy_reference() {
         let mut worst = 0.0f32;
         for ((p, &got), &want) in w.indexed_iter().zip(c.weight.iter()) {
             let tol = 1e-5 * want.abs() + 2e-6 * c.params.w0;
-            assert!((got - want).abs() <= tol, "{}: pixel {p:?}: {got} vs scipy {want}", c.name);
+            assert!(
+                (got - want).abs() <= tol,
+                "{}: pixel {p:?}: {got} vs scipy {want}",
+                c.name
+            );
             worst = worst.max((got - want).abs());
         }
         eprintln!("{}: max |rust - scipy| = {worst:e}", c.name);
@@ -96,16 +108,40 @@ fn borders_between_touching_cells_weigh_most() {
         }
         assert!(!border.is_empty(), "{}: no border pixels", c.name);
         // w_c of background: the weight map without border term.
-        let wc = weight_map(c.labels.view(), t.view(), &WeightParams { w0: 0.0, ..c.params });
-        let wc_bg = wc.iter().zip(t.iter()).find(|(_, &tv)| tv == 0).map(|(&x, _)| x).unwrap();
+        let wc = weight_map(
+            c.labels.view(),
+            t.view(),
+            &WeightParams {
+                w0: 0.0,
+                ..c.params
+            },
+        );
+        let wc_bg = wc
+            .iter()
+            .zip(t.iter())
+            .find(|(_, &tv)| tv == 0)
+            .map(|(&x, _)| x)
+            .unwrap();
         // d1 + d2 ≤ 5 on these pixels: term ≥ w0·exp(−25/(2σ²)) > 0.6·w0 for σ ≥ 5.
         for &b in &border {
-            assert!(b >= wc_bg + 0.6 * c.params.w0, "{}: border weight {b} too low", c.name);
+            assert!(
+                b >= wc_bg + 0.6 * c.params.w0,
+                "{}: border weight {b} too low",
+                c.name
+            );
         }
         let wmax = w.iter().copied().fold(0.0, f32::max);
-        assert!(border.iter().any(|&b| b == wmax), "{}: the maximum weight is not on a border", c.name);
+        assert!(
+            border.contains(&wmax),
+            "{}: the maximum weight is not on a border",
+            c.name
+        );
         for &f in &far {
-            assert!(f < wc_bg + 1e-3 * c.params.w0, "{}: far pixel weight {f}", c.name);
+            assert!(
+                f < wc_bg + 1e-3 * c.params.w0,
+                "{}: far pixel weight {f}",
+                c.name
+            );
         }
     }
 }
@@ -125,18 +161,31 @@ fn hand_computed_gap() {
     }
     let t = semantic_target(lab.view());
     assert_eq!(t, lab.mapv(|v| (v != 0) as u8));
-    let p = WeightParams { w0: 10.0, sigma: 5.0, balance: ClassBalance::None, ignore: None };
+    let p = WeightParams {
+        w0: 10.0,
+        sigma: 5.0,
+        balance: ClassBalance::None,
+        ignore: None,
+    };
     let w = weight_map(lab.view(), t.view(), &p);
     for x in 5..9 {
         // Cell 1 ends at x = 4, cell 2 starts at x = 9: d1 + d2 = (x − 4) + (9 − x) = 5.
         let want = 1.0 + 10.0 * (-25.0f64 / 50.0).exp();
-        assert!((w[[2, x]] as f64 - want).abs() < 1e-5, "x={x}: {} vs {want}", w[[2, x]]);
+        assert!(
+            (w[[2, x]] as f64 - want).abs() < 1e-5,
+            "x={x}: {} vs {want}",
+            w[[2, x]]
+        );
     }
     // Cell pixels get only w_c.
     assert_eq!(w[[0, 0]], 1.0);
     assert_eq!(w[[3, 12]], 1.0);
     // Inverse frequency: 60 background... 24 background of 84 pixels, 2 classes.
-    let p = WeightParams { balance: ClassBalance::InverseFrequency, w0: 0.0, ..p };
+    let p = WeightParams {
+        balance: ClassBalance::InverseFrequency,
+        w0: 0.0,
+        ..p
+    };
     let w = weight_map(lab.view(), t.view(), &p);
     assert!((w[[0, 6]] - 84.0 / (2.0 * 24.0)).abs() < 1e-6);
     assert!((w[[0, 0]] - 84.0 / (2.0 * 60.0)).abs() < 1e-6);
@@ -169,7 +218,12 @@ fn touching_cells_are_cut_on_both_sides() {
     assert_eq!(td[[3, 3]], 1);
     // The 2-px background line between cells 1 and 2 gets a high weight: at x = 3 the nearest
     // cell pixel is x = 2 (d1 = 1), the second cell starts at x = 5 (d2 = 2).
-    let p = WeightParams { w0: 10.0, sigma: 5.0, balance: ClassBalance::None, ignore: None };
+    let p = WeightParams {
+        w0: 10.0,
+        sigma: 5.0,
+        balance: ClassBalance::None,
+        ignore: None,
+    };
     let w = weight_map(lab.view(), t.view(), &p);
     let want = 1.0 + 10.0 * (-9.0f64 / 50.0).exp();
     assert!((w[[2, 3]] as f64 - want).abs() < 1e-5, "{}", w[[2, 3]]);
@@ -184,7 +238,10 @@ fn ignore_label_gets_zero_weight_and_is_no_cell() {
         lab[[y, 2]] = 2;
         lab[[y, 8]] = 3;
     }
-    let p = WeightParams { ignore: Some(99), ..WeightParams::default() };
+    let p = WeightParams {
+        ignore: Some(99),
+        ..WeightParams::default()
+    };
     let t = semantic_target_ignoring(lab.view(), Some(99));
     // The ignored column does not cut cells 1 and 2 apart.
     assert_eq!(t[[4, 0]], 1);
