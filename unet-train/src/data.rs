@@ -12,7 +12,8 @@
 //!
 //! Pixel formats: grayscale 8- or 16-bit unsigned (TIFF also 32-bit unsigned for labels), read
 //! as f32 values (exact) for images and as u32 ids for labels. Anything else (colour, float,
-//! signed, 1-bit) is [`DataError::Unsupported`]. Every error names the file.
+//! signed, 1-bit) is [`DataError::Unsupported`]. Every error names the file. Loaded samples have
+//! one channel (`C = 1`); multi-channel samples can be built directly as [`Sample`] values.
 
 use ndarray::{Array2, Array3, Axis};
 use std::fs::File;
