@@ -257,10 +257,20 @@ fn nearest_is_the_heaviest_bilinear_corner() {
     let (h, w) = (23usize, 19usize);
     // Unique value per pixel, so the chosen source pixel can be read back.
     let ids = Array2::from_shape_fn((h, w), |(y, x)| (y * w + x) as u32);
-    let p = AugmentParams { rotation_deg: 180.0, shift_px: 3.0, ..AugmentParams::default() };
+    let p = AugmentParams {
+        rotation_deg: 180.0,
+        shift_px: 3.0,
+        ..AugmentParams::default()
+    };
     let mut checked = 0;
     for seed in 0..6 {
-        let warp = Warp::sample(&p, 30, 30, (11.0, 9.0), &mut ChaCha8Rng::seed_from_u64(seed));
+        let warp = Warp::sample(
+            &p,
+            30,
+            30,
+            (11.0, 9.0),
+            &mut ChaCha8Rng::seed_from_u64(seed),
+        );
         let got = warp_nearest(&warp, ids.view());
         for ((i, j), &g) in got.indexed_iter() {
             let (sy, sx) = (warp.src_y[[i, j]] as f64, warp.src_x[[i, j]] as f64);
