@@ -16,6 +16,10 @@
 //!   transpose of the stored `[C_in, C_out·4]` weights, B is the input map itself, and the
 //!   destination scatters row `(co, i, j)`, column `(y, x)` to `out[co, 2y+i, 2x+j]`.
 
+// `Error` is the crate's single error type (large because it carries a `Shape`); without
+// `alloc` it cannot be boxed, so the size lint is accepted here.
+#![allow(clippy::result_large_err)]
+
 use crate::arch::Padding;
 use crate::error::Error;
 use crate::gemm::{self, Dest, Epilogue, Kernel, MatMut, MatRef, PackB, WeightMatrix};
@@ -75,7 +79,18 @@ pub struct ConvInput<'s> {
 impl<'s> ConvInput<'s> {
     /// A single uncropped map.
     pub fn single(map: Map<'s>) -> Self {
-        ConvInput { parts: [Some(Part { map, off_y: 0, off_x: 0 }), None], h: map.h, w: map.w }
+        ConvInput {
+            parts: [
+                Some(Part {
+                    map,
+                    off_y: 0,
+                    off_x: 0,
+                }),
+                None,
+            ],
+            h: map.h,
+            w: map.w,
+        }
     }
     /// Total channels of all parts.
     pub fn channels(&self) -> usize {
@@ -159,7 +174,12 @@ pub fn conv3x3_with(
     };
     for p in input.parts.iter().flatten() {
         let m = &p.map;
-        if m.data.len() < m.c.checked_mul(m.h).and_then(|v| v.checked_mul(m.w)).ok_or(Error::Overflow)? {
+        if m.data.len()
+            < m.c
+                .checked_mul(m.h)
+                .and_then(|v| v.checked_mul(m.w))
+                .ok_or(Error::Overflow)?
+        {
             return bad("conv3x3: input map data shorter than c·h·w");
         }
         if p.off_y.checked_add(input.h).is_none_or(|e| e > m.h)
@@ -182,12 +202,20 @@ pub fn conv3x3_with(
         return bad("conv3x3: bias shorter than c_out");
     }
     let a = WeightMatrix::new(*w, out.c, k, k, 1).ok_or(Error::Overflow)?;
-    let im2col = Im2col { input, pad, out_h: out.h, out_w: out.w };
+    let im2col = Im2col {
+        input,
+        pad,
+        out_h: out.h,
+        out_w: out.w,
+    };
     let epilogue = Epilogue::new(Some(*b), 1, relu);
     let needed = out.c.checked_mul(n).ok_or(Error::Overflow)?;
     let got = out.data.len();
-    let mut dest = MatMut::new(out.data, out.c, n, n, epilogue)
-        .ok_or(Error::BufferTooSmall { buffer: "conv3x3 output", needed, got })?;
+    let mut dest = MatMut::new(out.data, out.c, n, n, epilogue).ok_or(Error::BufferTooSmall {
+        buffer: "conv3x3 output",
+        needed,
+        got,
+    })?;
     gemm::gemm(kernel, &a, &im2col, &mut dest, 0..n, pack)
 }
 
@@ -227,7 +255,11 @@ impl PackB for Im2col<'_, '_> {
 
     fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         let (ih, iw, ow, pad) = (self.input.h, self.input.w, self.out_w, self.pad);
-        for (s, panel) in dst.chunks_exact_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+        for (s, panel) in dst
+            .chunks_exact_mut(kc * nr)
+            .take(nc.div_ceil(nr))
+            .enumerate()
+        {
             let c0 = n0 + s * nr;
             let cnt = nr.min(n0 + nc - c0).min(MAX_NR);
             // The panel's columns as runs along output rows: (first column, length, y, x).
@@ -263,7 +295,11 @@ impl PackB for Im2col<'_, '_> {
                     } else {
                         for (t, v) in d.iter_mut().enumerate() {
                             let xx = xs + t;
-                            *v = if xx >= pad && xx - pad < iw { src[xx - pad] } else { 0.0 };
+                            *v = if xx >= pad && xx - pad < iw {
+                                src[xx - pad]
+                            } else {
+                                0.0
+                            };
                         }
                     }
                 }
@@ -286,7 +322,13 @@ impl PackB for Im2col<'_, '_> {
 ///
 /// # Panics
 /// Only outside that contract (the checks of [`up2x2_with`] fail).
-pub fn up2x2(w: &TensorView<'_>, b: &TensorView<'_>, input: Map<'_>, out: MapMut<'_>, pack: &mut [f32]) {
+pub fn up2x2(
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: Map<'_>,
+    out: MapMut<'_>,
+    pack: &mut [f32],
+) {
     if let Err(e) = up2x2_with(Kernel::best(), w, b, input, out, pack) {
         panic!("up2x2 called outside its contract: {e}");
     }
@@ -317,13 +359,25 @@ pub fn up2x2_with(
     }
     let needed = m.checked_mul(n).ok_or(Error::Overflow)?;
     if out.data.len() < needed {
-        return Err(Error::BufferTooSmall { buffer: "up2x2 output", needed, got: out.data.len() });
+        return Err(Error::BufferTooSmall {
+            buffer: "up2x2 output",
+            needed,
+            got: out.data.len(),
+        });
     }
     let got = input.data.len();
-    let bmat = MatRef::new(input.data, cin, n, n, 1)
-        .ok_or(Error::BufferTooSmall { buffer: "up2x2 input", needed: cin.saturating_mul(n), got })?;
+    let bmat = MatRef::new(input.data, cin, n, n, 1).ok_or(Error::BufferTooSmall {
+        buffer: "up2x2 input",
+        needed: cin.saturating_mul(n),
+        got,
+    })?;
     let a = WeightMatrix::new(*w, m, cin, 1, m).ok_or(Error::Overflow)?;
-    let mut dest = Up2x2Dest { out, in_w: input.w, n, epilogue: Epilogue::new(Some(*b), 4, false) };
+    let mut dest = Up2x2Dest {
+        out,
+        in_w: input.w,
+        n,
+        epilogue: Epilogue::new(Some(*b), 4, false),
+    };
     gemm::gemm(kernel, &a, &bmat, &mut dest, 0..n, pack)
 }
 
@@ -362,7 +416,9 @@ impl Dest for Up2x2Dest<'_, '_> {
             while c < cols {
                 let len = (cols - c).min(iw - x);
                 let start = (co * oh + 2 * y + i) * ow + 2 * x + j;
-                let dst = self.out.data[start..start + 2 * len - 1].iter_mut().step_by(2);
+                let dst = self.out.data[start..start + 2 * len - 1]
+                    .iter_mut()
+                    .step_by(2);
                 if first {
                     dst.zip(&t[c..c + len]).for_each(|(o, &v)| *o = bias + v);
                 } else {
@@ -392,7 +448,11 @@ pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
             let top = &input.data[r0..r0 + 2 * ow];
             let bottom = &input.data[r1..r1 + 2 * ow];
             let o = &mut out.data[(c * oh + y) * ow..(c * oh + y + 1) * ow];
-            for ((o, a), b) in o.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+            for ((o, a), b) in o
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
                 *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
             }
         }

@@ -31,6 +31,10 @@
 //! feature, at compile time without it) and aarch64 NEON (8×8, compile time). A [`Kernel`]
 //! value can only be obtained for a kernel the running CPU supports.
 
+// `Error` is the crate's single error type (large because it carries a `Shape`); without
+// `alloc` it cannot be boxed, so the size lint is accepted here.
+#![allow(clippy::result_large_err)]
+
 use core::ops::Range;
 
 use crate::error::Error;
@@ -172,12 +176,16 @@ impl Kernel {
 
     /// The fastest kernel available here.
     pub fn best() -> Kernel {
-        Kernel::avx2_fma().or_else(Kernel::neon).unwrap_or(Kernel::portable())
+        Kernel::avx2_fma()
+            .or_else(Kernel::neon)
+            .unwrap_or(Kernel::portable())
     }
 
     /// Every kernel available here, portable first (for tests and benchmarks).
     pub fn available() -> impl Iterator<Item = Kernel> {
-        [Some(Kernel::portable()), Kernel::avx2_fma(), Kernel::neon()].into_iter().flatten()
+        [Some(Kernel::portable()), Kernel::avx2_fma(), Kernel::neon()]
+            .into_iter()
+            .flatten()
     }
 
     /// A short name: `"portable"`, `"avx2-fma"` or `"neon"`.
@@ -283,14 +291,22 @@ where
     let (m, k) = a.dims();
     let (kb, n) = b.dims();
     if kb != k || dest.dims() != (m, n) {
-        return Err(Error::InvalidArgument { what: "gemm: operand dimensions disagree" });
+        return Err(Error::InvalidArgument {
+            what: "gemm: operand dimensions disagree",
+        });
     }
     if cols.start > cols.end || cols.end > n {
-        return Err(Error::InvalidArgument { what: "gemm: column range outside 0..N" });
+        return Err(Error::InvalidArgument {
+            what: "gemm: column range outside 0..N",
+        });
     }
     let needed = kernel.pack_len(m, cols.len(), k);
     if pack.len() < needed {
-        return Err(Error::BufferTooSmall { buffer: "gemm pack", needed, got: pack.len() });
+        return Err(Error::BufferTooSmall {
+            buffer: "gemm pack",
+            needed,
+            got: pack.len(),
+        });
     }
     match kernel.0 {
         Imp::Portable => run::<portable::Portable, A, B, D>(m, k, cols, a, b, dest, pack),
@@ -357,7 +373,16 @@ fn run<K, A, B, D>(
                             K::run(kc, apanel, bpanel, &mut tile);
                         }
                         let rows_here = min(mr, mc - ir);
-                        dest.store(ic + ir, jc + jr, rows_here, cols_here, &tile, nr, first, last);
+                        dest.store(
+                            ic + ir,
+                            jc + jr,
+                            rows_here,
+                            cols_here,
+                            &tile,
+                            nr,
+                            first,
+                            last,
+                        );
                         ir += mr;
                     }
                     jr += nr;

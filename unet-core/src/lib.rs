@@ -16,8 +16,8 @@
 //! ```
 //!
 //! Modules: [`safetensors`] (the file reader), [`arch`] (parameter names and shapes),
-//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers), [`gemm`] (their packed GEMM),
-//! [`model`] and the forward pass.
+//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers),
+//! [`gemm`] (their packed GEMM), [`model`] and the forward pass.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]

@@ -62,14 +62,27 @@ fn assert_close(got: &[f32], want: &[f64], scale: &[f64], what: &str) {
         if w.is_nan() {
             assert!(g.is_nan(), "{what}: [{i}] = {g}, want NaN");
         } else {
-            assert!((g as f64 - w).abs() <= 1e-5 * s + 1e-30, "{what}: [{i}] = {g}, want {w} (scale {s})");
+            assert!(
+                (g as f64 - w).abs() <= 1e-5 * s + 1e-30,
+                "{what}: [{i}] = {g}, want {w} (scale {s})"
+            );
         }
     }
 }
 
 /// Naive 3×3 convolution of a dense `[cin, h, w]` input; returns (output, Σ|terms| + |b|).
 #[allow(clippy::too_many_arguments)]
-fn naive_conv(x: &[f32], cin: usize, h: usize, w: usize, wt: &[f32], b: &[f32], cout: usize, pad: usize, relu: bool) -> (Vec<f64>, Vec<f64>, usize, usize) {
+fn naive_conv(
+    x: &[f32],
+    cin: usize,
+    h: usize,
+    w: usize,
+    wt: &[f32],
+    b: &[f32],
+    cout: usize,
+    pad: usize,
+    relu: bool,
+) -> (Vec<f64>, Vec<f64>, usize, usize) {
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
     let mut out = vec![0.0f64; cout * oh * ow];
     let mut scale = vec![0.0f64; cout * oh * ow];
@@ -107,7 +120,21 @@ fn naive_conv(x: &[f32], cin: usize, h: usize, w: usize, wt: &[f32], b: &[f32], 
 /// One conv case: input = [crop(skip) at (oy, ox), up] (or only the cropped first part when
 /// `c2 == 0`), window `h × w`.
 #[allow(clippy::too_many_arguments)]
-fn conv_case(c1: usize, c2: usize, h: usize, w: usize, oy: usize, ox: usize, extra: usize, cout: usize, same: bool, relu: bool, dtype: DType, nan: Option<usize>, seed: u64) {
+fn conv_case(
+    c1: usize,
+    c2: usize,
+    h: usize,
+    w: usize,
+    oy: usize,
+    ox: usize,
+    extra: usize,
+    cout: usize,
+    same: bool,
+    relu: bool,
+    dtype: DType,
+    nan: Option<usize>,
+    seed: u64,
+) {
     let (sh, sw) = (h + oy + extra, w + ox + extra);
     let mut skip = values(c1 * sh * sw, seed);
     let up = values(c2 * h * w, seed ^ 1);
@@ -136,8 +163,26 @@ fn conv_case(c1: usize, c2: usize, h: usize, w: usize, oy: usize, ox: usize, ext
 
     let input = ConvInput {
         parts: [
-            Some(Part { map: Map { data: &skip, c: c1, h: sh, w: sw }, off_y: oy, off_x: ox }),
-            (c2 > 0).then_some(Part { map: Map { data: &up, c: c2, h, w }, off_y: 0, off_x: 0 }),
+            Some(Part {
+                map: Map {
+                    data: &skip,
+                    c: c1,
+                    h: sh,
+                    w: sw,
+                },
+                off_y: oy,
+                off_x: ox,
+            }),
+            (c2 > 0).then_some(Part {
+                map: Map {
+                    data: &up,
+                    c: c2,
+                    h,
+                    w,
+                },
+                off_y: 0,
+                off_x: 0,
+            }),
         ],
         h,
         w,
@@ -147,7 +192,12 @@ fn conv_case(c1: usize, c2: usize, h: usize, w: usize, oy: usize, ox: usize, ext
     for kernel in Kernel::available() {
         let mut out = vec![f32::NAN; cout * oh * ow];
         let mut pack = vec![f32::NAN; pack_len];
-        let o = MapMut { data: &mut out, c: cout, h: oh, w: ow };
+        let o = MapMut {
+            data: &mut out,
+            c: cout,
+            h: oh,
+            w: ow,
+        };
         conv::conv3x3_with(kernel, &wv, &bv, &input, padding, relu, o, &mut pack).unwrap();
         let what = format!("{} conv c1={c1} c2={c2} {h}x{w} crop=({oy},{ox}) cout={cout} same={same} relu={relu} {dtype}", kernel.name());
         assert_close(&out, &want, &scale, &what);
@@ -155,15 +205,56 @@ fn conv_case(c1: usize, c2: usize, h: usize, w: usize, oy: usize, ox: usize, ext
     // The default entry point (best kernel) too.
     let mut out = vec![f32::NAN; cout * oh * ow];
     let mut pack = vec![f32::NAN; pack_len];
-    conv::conv3x3(&wv, &bv, &input, padding, relu, MapMut { data: &mut out, c: cout, h: oh, w: ow }, &mut pack);
+    conv::conv3x3(
+        &wv,
+        &bv,
+        &input,
+        padding,
+        relu,
+        MapMut {
+            data: &mut out,
+            c: cout,
+            h: oh,
+            w: ow,
+        },
+        &mut pack,
+    );
     assert_close(&out, &want, &scale, "conv3x3 (best kernel)");
 }
 
 #[test]
 fn conv_big_crosses_every_block() {
     // K = 32·9 = 288 > KC, M = 75 > MC, N = 38·40 = 1520 > NC; two cropped parts.
-    conv_case(16, 16, 38, 40, 3, 2, 1, 75, true, true, DType::F32, None, 11);
-    conv_case(16, 16, 40, 42, 0, 4, 0, 75, false, false, DType::BF16, Some(777), 12);
+    conv_case(
+        16,
+        16,
+        38,
+        40,
+        3,
+        2,
+        1,
+        75,
+        true,
+        true,
+        DType::F32,
+        None,
+        11,
+    );
+    conv_case(
+        16,
+        16,
+        40,
+        42,
+        0,
+        4,
+        0,
+        75,
+        false,
+        false,
+        DType::BF16,
+        Some(777),
+        12,
+    );
 }
 
 #[test]
@@ -215,7 +306,8 @@ fn up_case(cin: usize, cout: usize, h: usize, w: usize, dtype: DType, seed: u64)
                         let mut acc = bvals[co] as f64;
                         let mut sc = acc.abs();
                         for ci in 0..cin {
-                            let t = x[(ci * h + y) * w + xx] as f64 * wvals[((ci * cout + co) * 2 + i) * 2 + j] as f64;
+                            let t = x[(ci * h + y) * w + xx] as f64
+                                * wvals[((ci * cout + co) * 2 + i) * 2 + j] as f64;
                             acc += t;
                             sc += t.abs();
                         }
@@ -230,13 +322,52 @@ fn up_case(cin: usize, cout: usize, h: usize, w: usize, dtype: DType, seed: u64)
     for kernel in Kernel::available() {
         let mut out = vec![f32::NAN; cout * oh * ow];
         let mut pack = vec![f32::NAN; pack_len];
-        let input = Map { data: &x, c: cin, h, w };
-        conv::up2x2_with(kernel, &wv, &bv, input, MapMut { data: &mut out, c: cout, h: oh, w: ow }, &mut pack).unwrap();
-        assert_close(&out, &want, &scale, &format!("{} up cin={cin} cout={cout} {h}x{w} {dtype}", kernel.name()));
+        let input = Map {
+            data: &x,
+            c: cin,
+            h,
+            w,
+        };
+        conv::up2x2_with(
+            kernel,
+            &wv,
+            &bv,
+            input,
+            MapMut {
+                data: &mut out,
+                c: cout,
+                h: oh,
+                w: ow,
+            },
+            &mut pack,
+        )
+        .unwrap();
+        assert_close(
+            &out,
+            &want,
+            &scale,
+            &format!("{} up cin={cin} cout={cout} {h}x{w} {dtype}", kernel.name()),
+        );
     }
     let mut out = vec![f32::NAN; cout * oh * ow];
     let mut pack = vec![f32::NAN; pack_len];
-    conv::up2x2(&wv, &bv, Map { data: &x, c: cin, h, w }, MapMut { data: &mut out, c: cout, h: oh, w: ow }, &mut pack);
+    conv::up2x2(
+        &wv,
+        &bv,
+        Map {
+            data: &x,
+            c: cin,
+            h,
+            w,
+        },
+        MapMut {
+            data: &mut out,
+            c: cout,
+            h: oh,
+            w: ow,
+        },
+        &mut pack,
+    );
     assert_close(&out, &want, &scale, "up2x2 (best kernel)");
 }
 
@@ -255,7 +386,15 @@ fn pool_case(c: usize, oh: usize, ow: usize, nans: &[usize], seed: u64) {
         x[at] = f32::NAN;
     }
     let mut out = vec![0.0f32; c * oh * ow];
-    conv::maxpool2x2(Map { data: &x, c, h, w }, MapMut { data: &mut out, c, h: oh, w: ow });
+    conv::maxpool2x2(
+        Map { data: &x, c, h, w },
+        MapMut {
+            data: &mut out,
+            c,
+            h: oh,
+            w: ow,
+        },
+    );
     for ch in 0..c {
         for y in 0..oh {
             for xx in 0..ow {
@@ -283,12 +422,38 @@ fn pool_nan_in_each_window_position() {
         let mut x = vec![1.0f32, 2.0, 3.0, 4.0];
         x[at] = f32::NAN;
         let mut out = [0.0f32];
-        conv::maxpool2x2(Map { data: &x, c: 1, h: 2, w: 2 }, MapMut { data: &mut out, c: 1, h: 1, w: 1 });
+        conv::maxpool2x2(
+            Map {
+                data: &x,
+                c: 1,
+                h: 2,
+                w: 2,
+            },
+            MapMut {
+                data: &mut out,
+                c: 1,
+                h: 1,
+                w: 1,
+            },
+        );
         assert!(out[0].is_nan(), "NaN at {at} lost");
     }
     let x = [-1.0f32, f32::NEG_INFINITY, -3.0, -0.5];
     let mut out = [0.0f32];
-    conv::maxpool2x2(Map { data: &x, c: 1, h: 2, w: 2 }, MapMut { data: &mut out, c: 1, h: 1, w: 1 });
+    conv::maxpool2x2(
+        Map {
+            data: &x,
+            c: 1,
+            h: 2,
+            w: 2,
+        },
+        MapMut {
+            data: &mut out,
+            c: 1,
+            h: 1,
+            w: 1,
+        },
+    );
     assert_eq!(out[0], -0.5);
 }
 
@@ -300,7 +465,12 @@ fn pack_len_is_exact_enough_and_out_of_contract_is_an_error() {
     let (bbytes, _) = encode(&values(cout, 3), DType::F32);
     let wv = view(&wbytes, DType::F32, &[cout, cin, 3, 3]);
     let bv = view(&bbytes, DType::F32, &[cout]);
-    let input = ConvInput::single(Map { data: &x, c: cin, h, w });
+    let input = ConvInput::single(Map {
+        data: &x,
+        c: cin,
+        h,
+        w,
+    });
     let mut out = vec![0.0f32; cout * h * w];
     for kernel in Kernel::available() {
         let need = kernel.pack_len(cout, h * w, cin * 9);
@@ -308,21 +478,133 @@ fn pack_len_is_exact_enough_and_out_of_contract_is_an_error() {
         let mut pack = vec![0.0f32; need];
         // One element short: refused, nothing written.
         let mut out2 = vec![7.0f32; cout * h * w];
-        let r = conv::conv3x3_with(kernel, &wv, &bv, &input, Padding::Same, true, MapMut { data: &mut out2, c: cout, h, w }, &mut pack[..need - 1]);
+        let r = conv::conv3x3_with(
+            kernel,
+            &wv,
+            &bv,
+            &input,
+            Padding::Same,
+            true,
+            MapMut {
+                data: &mut out2,
+                c: cout,
+                h,
+                w,
+            },
+            &mut pack[..need - 1],
+        );
         assert!(r.is_err());
         assert!(out2.iter().all(|&v| v == 7.0));
         // Exactly `need`: fine.
-        conv::conv3x3_with(kernel, &wv, &bv, &input, Padding::Same, true, MapMut { data: &mut out, c: cout, h, w }, &mut pack).unwrap();
+        conv::conv3x3_with(
+            kernel,
+            &wv,
+            &bv,
+            &input,
+            Padding::Same,
+            true,
+            MapMut {
+                data: &mut out,
+                c: cout,
+                h,
+                w,
+            },
+            &mut pack,
+        )
+        .unwrap();
         // Wrong output size for the padding.
-        let r = conv::conv3x3_with(kernel, &wv, &bv, &input, Padding::Valid, true, MapMut { data: &mut out, c: cout, h, w }, &mut pack);
+        let r = conv::conv3x3_with(
+            kernel,
+            &wv,
+            &bv,
+            &input,
+            Padding::Valid,
+            true,
+            MapMut {
+                data: &mut out,
+                c: cout,
+                h,
+                w,
+            },
+            &mut pack,
+        );
         assert!(r.is_err());
         // A crop window leaving its map.
-        let bad = ConvInput { parts: [Some(Part { map: Map { data: &x, c: cin, h, w }, off_y: 1, off_x: 0 }), None], h, w };
-        let r = conv::conv3x3_with(kernel, &wv, &bv, &bad, Padding::Same, true, MapMut { data: &mut out, c: cout, h, w }, &mut pack);
+        let bad = ConvInput {
+            parts: [
+                Some(Part {
+                    map: Map {
+                        data: &x,
+                        c: cin,
+                        h,
+                        w,
+                    },
+                    off_y: 1,
+                    off_x: 0,
+                }),
+                None,
+            ],
+            h,
+            w,
+        };
+        let r = conv::conv3x3_with(
+            kernel,
+            &wv,
+            &bv,
+            &bad,
+            Padding::Same,
+            true,
+            MapMut {
+                data: &mut out,
+                c: cout,
+                h,
+                w,
+            },
+            &mut pack,
+        );
         assert!(r.is_err());
         // Weights of the wrong shape (C_in mismatch).
-        let two = ConvInput { parts: [Some(Part { map: Map { data: &x, c: cin, h, w }, off_y: 0, off_x: 0 }), Some(Part { map: Map { data: &x, c: cin, h, w }, off_y: 0, off_x: 0 })], h, w };
-        let r = conv::conv3x3_with(kernel, &wv, &bv, &two, Padding::Same, true, MapMut { data: &mut out, c: cout, h, w }, &mut pack);
+        let two = ConvInput {
+            parts: [
+                Some(Part {
+                    map: Map {
+                        data: &x,
+                        c: cin,
+                        h,
+                        w,
+                    },
+                    off_y: 0,
+                    off_x: 0,
+                }),
+                Some(Part {
+                    map: Map {
+                        data: &x,
+                        c: cin,
+                        h,
+                        w,
+                    },
+                    off_y: 0,
+                    off_x: 0,
+                }),
+            ],
+            h,
+            w,
+        };
+        let r = conv::conv3x3_with(
+            kernel,
+            &wv,
+            &bv,
+            &two,
+            Padding::Same,
+            true,
+            MapMut {
+                data: &mut out,
+                c: cout,
+                h,
+                w,
+            },
+            &mut pack,
+        );
         assert!(r.is_err());
     }
 }

@@ -55,7 +55,17 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 /// row-major (or column-major if `b_trans`), computed in two column ranges split at `split`
 /// (as two workers would), compared with matrixmultiply.
 #[allow(clippy::too_many_arguments)]
-fn check(kernel: Kernel, m: usize, n: usize, k: usize, dtype: DType, a_trans: bool, b_trans: bool, split: usize, seed: u64) {
+fn check(
+    kernel: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    dtype: DType,
+    a_trans: bool,
+    b_trans: bool,
+    split: usize,
+    seed: u64,
+) {
     let (a_bytes, a_vals) = encode(&values(m * k, seed), dtype);
     let b_vals = values(k * n, seed ^ 0xABCD);
     // Logical A[i, p] = a_vals[i*k + p] (row-major) or a_vals[p*m + i] (stored transposed).
@@ -81,8 +91,38 @@ fn check(kernel: Kernel, m: usize, n: usize, k: usize, dtype: DType, a_trans: bo
     let b_abs: Vec<f32> = b_vals.iter().map(|v| v.abs()).collect();
     // SAFETY: all pointers cover m·k, k·n and m·n elements with the strides given.
     unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a_vals.as_ptr(), ars as isize, acs as isize, b_vals.as_ptr(), brs as isize, bcs as isize, 0.0, reference.as_mut_ptr(), n as isize, 1);
-        matrixmultiply::sgemm(m, k, n, 1.0, a_abs.as_ptr(), ars as isize, acs as isize, b_abs.as_ptr(), brs as isize, bcs as isize, 0.0, abs.as_mut_ptr(), n as isize, 1);
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a_vals.as_ptr(),
+            ars as isize,
+            acs as isize,
+            b_vals.as_ptr(),
+            brs as isize,
+            bcs as isize,
+            0.0,
+            reference.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a_abs.as_ptr(),
+            ars as isize,
+            acs as isize,
+            b_abs.as_ptr(),
+            brs as isize,
+            bcs as isize,
+            0.0,
+            abs.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
     for i in 0..m * n {
         let tol = 1e-5 * abs[i] + 1e-30;
@@ -130,8 +170,21 @@ fn edge_sizes_every_kernel() {
     ];
     for kernel in Kernel::available() {
         for (idx, &(m, n, k)) in cases.iter().enumerate() {
-            for (d, &(at, bt)) in [(false, false), (true, false), (false, true)].iter().enumerate() {
-                check(kernel, m, n, k, dtype_of((idx + d) as u8), at, bt, n / 3, idx as u64);
+            for (d, &(at, bt)) in [(false, false), (true, false), (false, true)]
+                .iter()
+                .enumerate()
+            {
+                check(
+                    kernel,
+                    m,
+                    n,
+                    k,
+                    dtype_of((idx + d) as u8),
+                    at,
+                    bt,
+                    n / 3,
+                    idx as u64,
+                );
             }
         }
     }
@@ -139,7 +192,10 @@ fn edge_sizes_every_kernel() {
 
 #[test]
 fn k_zero_stores_zeros_plus_bias() {
-    let bias_bytes: Vec<u8> = [1.5f32, -2.0, 0.25].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bias_bytes: Vec<u8> = [1.5f32, -2.0, 0.25]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let bias = TensorView::new(DType::F32, Shape::new(&[3]).unwrap(), &bias_bytes).unwrap();
     for kernel in Kernel::available() {
         let a = MatRef::new(&[], 3, 0, 0, 1).unwrap();
@@ -182,7 +238,11 @@ fn bias_and_relu_epilogue_across_k_blocks() {
                     assert!(got.is_nan(), "{}: NaN must survive ReLU", kernel.name());
                 } else {
                     let want = s.max(0.0);
-                    assert!((got as f64 - want).abs() <= 1e-5 * sa, "{}: ({i},{j}) {got} vs {want}", kernel.name());
+                    assert!(
+                        (got as f64 - want).abs() <= 1e-5 * sa,
+                        "{}: ({i},{j}) {got} vs {want}",
+                        kernel.name()
+                    );
                 }
             }
         }

@@ -1,9 +1,7 @@
 //! The aarch64 NEON micro-kernel: an 8×8 tile held in sixteen 128-bit accumulators (two per
 //! row), with two loads of A, two of B and sixteen lane-indexed FMAs per step of K.
 
-use core::arch::aarch64::{
-    float32x4_t, vdupq_n_f32, vfmaq_laneq_f32, vld1q_f32, vst1q_f32,
-};
+use core::arch::aarch64::{float32x4_t, vdupq_n_f32, vfmaq_laneq_f32, vld1q_f32, vst1q_f32};
 
 use super::{MicroKernel, MAX_TILE};
 

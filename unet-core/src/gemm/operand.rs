@@ -11,7 +11,10 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
         return Some(0);
     }
-    (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?.checked_add(1)
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
 }
 
 /// A read-only f32 matrix: element `(i, j)` is `data[i·rs + j·cs]`. Usable as A or B.
@@ -28,14 +31,24 @@ impl<'a> MatRef<'a> {
     /// A `rows × cols` view with row stride `rs` and column stride `cs`; `None` if `data` is too
     /// short (or the extent overflows).
     pub fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Option<Self> {
-        (span(rows, cols, rs, cs)? <= data.len()).then_some(MatRef { data, rows, cols, rs, cs })
+        (span(rows, cols, rs, cs)? <= data.len()).then_some(MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        })
     }
 }
 
 /// Writes micro-panels of `mr` rows from `get(row, depth)` (row, depth relative to the block).
 #[inline(always)]
 fn pack_rows(mc: usize, kc: usize, mr: usize, dst: &mut [f32], get: impl Fn(usize, usize) -> f32) {
-    for (s, panel) in dst.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr)).enumerate() {
+    for (s, panel) in dst
+        .chunks_exact_mut(kc * mr)
+        .take(mc.div_ceil(mr))
+        .enumerate()
+    {
         for r in 0..mr {
             let row = s * mr + r;
             if row < mc {
@@ -66,7 +79,11 @@ impl PackB for MatRef<'_> {
         (self.rows, self.cols)
     }
     fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-        for (s, panel) in dst.chunks_exact_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+        for (s, panel) in dst
+            .chunks_exact_mut(kc * nr)
+            .take(nc.div_ceil(nr))
+            .enumerate()
+        {
             let c0 = n0 + s * nr;
             let cnt = nr.min(n0 + nc - c0);
             for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
@@ -99,8 +116,20 @@ pub struct WeightMatrix<'a> {
 impl<'a> WeightMatrix<'a> {
     /// A `rows × cols` matrix over `view` with strides `rs`, `cs` (in elements); `None` if the
     /// view is too short (or the extent overflows).
-    pub fn new(view: TensorView<'a>, rows: usize, cols: usize, rs: usize, cs: usize) -> Option<Self> {
-        (span(rows, cols, rs, cs)? <= view.len()).then_some(WeightMatrix { view, rows, cols, rs, cs })
+    pub fn new(
+        view: TensorView<'a>,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Option<Self> {
+        (span(rows, cols, rs, cs)? <= view.len()).then_some(WeightMatrix {
+            view,
+            rows,
+            cols,
+            rs,
+            cs,
+        })
     }
 }
 
@@ -127,16 +156,25 @@ pub struct Epilogue<'a> {
 
 impl<'a> Epilogue<'a> {
     /// Plain product: no bias, no activation.
-    pub const NONE: Epilogue<'static> = Epilogue { bias: None, group: 1, relu: false };
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        group: 1,
+        relu: false,
+    };
 
     /// Bias (one value per `group` rows; `group ≥ 1`, 0 is read as 1) and optional ReLU.
     pub fn new(bias: Option<TensorView<'a>>, group: usize, relu: bool) -> Self {
-        Epilogue { bias, group: group.max(1), relu }
+        Epilogue {
+            bias,
+            group: group.max(1),
+            relu,
+        }
     }
 
     /// True if the bias covers `rows` rows.
     pub(crate) fn covers(&self, rows: usize) -> bool {
-        self.bias.is_none_or(|b| b.len() >= rows.div_ceil(self.group))
+        self.bias
+            .is_none_or(|b| b.len() >= rows.div_ceil(self.group))
     }
 
     /// Bias of row `i`.
@@ -158,7 +196,10 @@ pub(crate) fn store_row(out: &mut [f32], t: &[f32], bias: f32, first: bool, relu
     match (first, relu_now) {
         (true, false) => out.iter_mut().zip(t).for_each(|(o, &t)| *o = bias + t),
         (false, false) => out.iter_mut().zip(t).for_each(|(o, &t)| *o += t),
-        (true, true) => out.iter_mut().zip(t).for_each(|(o, &t)| *o = relu(bias + t)),
+        (true, true) => out
+            .iter_mut()
+            .zip(t)
+            .for_each(|(o, &t)| *o = relu(bias + t)),
         (false, true) => out.iter_mut().zip(t).for_each(|(o, &t)| *o = relu(*o + t)),
     }
 }
@@ -194,8 +235,13 @@ impl<'a, 'b> MatMut<'a, 'b> {
         rs: usize,
         epilogue: Epilogue<'b>,
     ) -> Option<Self> {
-        (span(rows, cols, rs, 1)? <= data.len() && epilogue.covers(rows))
-            .then_some(MatMut { data, rows, cols, rs, epilogue })
+        (span(rows, cols, rs, 1)? <= data.len() && epilogue.covers(rows)).then_some(MatMut {
+            data,
+            rows,
+            cols,
+            rs,
+            epilogue,
+        })
     }
 }
 
