@@ -291,7 +291,14 @@ impl PackB for Im2col<'_, '_> {
                     let start = (yy - pad + off_y) * mw + off_x;
                     let src = &data[start..start + iw];
                     if xs >= pad && xs - pad + len <= iw {
-                        d.copy_from_slice(&src[xs - pad..xs - pad + len]);
+                        let s = &src[xs - pad..xs - pad + len];
+                        // Whole micro-panel rows are the common case: copy them with a fixed
+                        // length (inline vector moves) instead of a `memcpy` call.
+                        match len {
+                            16 => d[..16].copy_from_slice(&s[..16]),
+                            8 => d[..8].copy_from_slice(&s[..8]),
+                            _ => d.copy_from_slice(s),
+                        }
                     } else {
                         for (t, v) in d.iter_mut().enumerate() {
                             let xx = xs + t;
