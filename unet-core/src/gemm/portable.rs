@@ -11,7 +11,11 @@ pub(crate) struct Portable;
 /// plus operands (AVX: 8 ymm; aarch64: 16 of 32 q registers); 4 elsewhere, where 8×8 would need
 /// all 16 SSE registers for the accumulators alone and spill (measured: 8×8 on baseline x86-64
 /// ran at about a third of 4×8).
-const MR: usize = if cfg!(any(target_feature = "avx", target_arch = "aarch64")) { 8 } else { 4 };
+const MR: usize = if cfg!(any(target_feature = "avx", target_arch = "aarch64")) {
+    8
+} else {
+    4
+};
 /// Columns of a tile.
 const NR: usize = 8;
 
