@@ -16,6 +16,10 @@
 //!   transpose of the stored `[C_in, C_out·4]` weights, B is the input map itself, and the
 //!   destination scatters row `(co, i, j)`, column `(y, x)` to `out[co, 2y+i, 2x+j]`.
 
+// `Error` is the crate's single error type (large because it carries a `Shape`); without
+// `alloc` it cannot be boxed, so the size lint is accepted here.
+#![allow(clippy::result_large_err)]
+
 use crate::arch::Padding;
 use crate::error::Error;
 use crate::gemm::{self, Dest, Epilogue, Kernel, MatMut, MatRef, PackB, WeightMatrix};
@@ -215,9 +219,6 @@ pub fn conv3x3_with(
     gemm::gemm(kernel, &a, &im2col, &mut dest, 0..n, pack)
 }
 
-/// Most columns a micro-panel of B can have (the widest kernel's NR).
-const MAX_NR: usize = 16;
-
 /// The im2col matrix of a [`ConvInput`], generated while packing: row `ci·9 + 3i + j`, column
 /// `y·out_w + x` is `in[ci, y + i − pad, x + j − pad]` (0 outside the window). Sizes were
 /// checked by [`conv3x3_with`].
@@ -250,64 +251,89 @@ impl PackB for Im2col<'_, '_> {
     }
 
     fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        // Depth-major: for one depth `(ci, i, j)` every output row of the block reads one input
+        // row, so a run of columns is one contiguous source, spread over the micro-panels.
         let (ih, iw, ow, pad) = (self.input.h, self.input.w, self.out_w, self.pad);
-        for (s, panel) in dst
-            .chunks_exact_mut(kc * nr)
-            .take(nc.div_ceil(nr))
-            .enumerate()
-        {
-            let c0 = n0 + s * nr;
-            let cnt = nr.min(n0 + nc - c0).min(MAX_NR);
-            // The panel's columns as runs along output rows: (first column, length, y, x).
-            let mut segs = [(0usize, 0usize, 0usize, 0usize); MAX_NR];
-            let mut nseg = 0;
-            let (mut y, mut x, mut c) = (c0 / ow, c0 % ow, 0);
-            while c < cnt {
-                let len = (cnt - c).min(ow - x);
-                segs[nseg] = (c, len, y, x);
-                nseg += 1;
+        let strips = nc.div_ceil(nr);
+        let dst = &mut dst[..strips * kc * nr];
+        let (mut ci, mut ij) = (k0 / 9, k0 % 9);
+        let mut plane = self.plane(ci);
+        for p in 0..kc {
+            let (i, j) = (ij / 3, ij % 3);
+            let (data, mw, off_y, off_x) = plane;
+            let (mut y, mut x, mut c) = (n0 / ow, n0 % ow, 0);
+            while c < nc {
+                let len = (nc - c).min(ow - x);
+                // Padded coordinates: input row `y + i − pad`, input columns `x + j + t − pad`.
+                let yy = y + i;
+                if yy < pad || yy - pad >= ih {
+                    spread(dst, kc, nr, p, c, len, None);
+                } else {
+                    let start = (yy - pad + off_y) * mw + off_x;
+                    let src = &data[start..start + iw];
+                    let xs = x + j;
+                    // Leading columns left of the window (at most `pad`), then the inside, then
+                    // trailing columns right of it.
+                    let lead = pad.saturating_sub(xs).min(len);
+                    let first = xs + lead - pad;
+                    let inside = iw.saturating_sub(first).min(len - lead);
+                    spread(dst, kc, nr, p, c, lead, None);
+                    if inside > 0 {
+                        let run = Some(&src[first..first + inside]);
+                        spread(dst, kc, nr, p, c + lead, inside, run);
+                    }
+                    let rest = len - lead - inside;
+                    spread(dst, kc, nr, p, c + lead + inside, rest, None);
+                }
                 c += len;
                 x = 0;
                 y += 1;
             }
-            let segs = &segs[..nseg];
-            let (mut ci, mut ij) = (k0 / 9, k0 % 9);
-            let mut plane = self.plane(ci);
-            for row in panel.chunks_exact_mut(nr) {
-                let (i, j) = (ij / 3, ij % 3);
-                let (data, mw, off_y, off_x) = plane;
-                for &(c, len, y, x) in segs {
-                    let d = &mut row[c..c + len];
-                    // Padded coordinates: input row `yy − pad`, columns `xs − pad ..`.
-                    let (yy, xs) = (y + i, x + j);
-                    if yy < pad || yy - pad >= ih {
-                        d.fill(0.0);
-                        continue;
-                    }
-                    let start = (yy - pad + off_y) * mw + off_x;
-                    let src = &data[start..start + iw];
-                    if xs >= pad && xs - pad + len <= iw {
-                        d.copy_from_slice(&src[xs - pad..xs - pad + len]);
-                    } else {
-                        for (t, v) in d.iter_mut().enumerate() {
-                            let xx = xs + t;
-                            *v = if xx >= pad && xx - pad < iw {
-                                src[xx - pad]
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-                row[cnt..].fill(0.0);
-                ij += 1;
-                if ij == 9 {
-                    ij = 0;
-                    ci += 1;
-                    plane = self.plane(ci);
-                }
+            // Columns past `nc` in the last micro-panel.
+            spread(dst, kc, nr, p, nc, strips * nr - nc, None);
+            ij += 1;
+            if ij == 9 {
+                ij = 0;
+                ci += 1;
+                plane = self.plane(ci);
             }
         }
+    }
+}
+
+/// Writes block columns `c..c + len` of packed depth `p` (micro-panels of `nr` columns and
+/// depth `kc`): from `src` (`src.len() == len`), or zeros.
+#[inline(always)]
+fn spread(
+    dst: &mut [f32],
+    kc: usize,
+    nr: usize,
+    p: usize,
+    c: usize,
+    len: usize,
+    src: Option<&[f32]>,
+) {
+    let mut done = 0;
+    while done < len {
+        let col = c + done;
+        let (s, off) = (col / nr, col % nr);
+        let piece = (nr - off).min(len - done);
+        let at = (s * kc + p) * nr + off;
+        let d = &mut dst[at..at + piece];
+        match src {
+            Some(src) => {
+                let s = &src[done..done + piece];
+                // Whole micro-panel rows are the common case: copy them with a fixed length
+                // (inline vector moves) instead of a `memcpy` call.
+                match piece {
+                    16 => d[..16].copy_from_slice(&s[..16]),
+                    8 => d[..8].copy_from_slice(&s[..8]),
+                    _ => d.copy_from_slice(s),
+                }
+            }
+            None => d.fill(0.0),
+        }
+        done += piece;
     }
 }
 

@@ -26,10 +26,14 @@
 //! The N range is a parameter: an executor can split the columns of one product between
 //! workers, each with its own pack buffer and a destination covering its columns.
 //!
-//! Micro-kernels: a portable one (8×8, plain Rust that auto-vectorises, correct everywhere) and,
+//! Micro-kernels: a portable one (4×8 or 8×8, plain Rust that auto-vectorises, correct everywhere) and,
 //! where the target has them, x86-64 AVX2+FMA (6×16; detected at run time with the `std`
 //! feature, at compile time without it) and aarch64 NEON (8×8, compile time). A [`Kernel`]
 //! value can only be obtained for a kernel the running CPU supports.
+
+// `Error` is the crate's single error type (large because it carries a `Shape`); without
+// `alloc` it cannot be boxed, so the size lint is accepted here.
+#![allow(clippy::result_large_err)]
 
 use core::ops::Range;
 
@@ -143,7 +147,7 @@ fn has_avx2_fma() -> bool {
 }
 
 impl Kernel {
-    /// The portable kernel (8×8), available on every target.
+    /// The portable kernel (4×8 on baseline x86-64, 8×8 with AVX or on aarch64), available on every target.
     pub const fn portable() -> Kernel {
         Kernel(Imp::Portable)
     }

@@ -139,7 +139,31 @@ impl PackA for WeightMatrix<'_> {
     }
     fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         let (v, rs, cs) = (&self.view, self.rs, self.cs);
-        pack_rows(mc, kc, mr, dst, |r, p| v.get((m0 + r) * rs + (k0 + p) * cs));
+        if cs != 1 || kc > super::KC {
+            pack_rows(mc, kc, mr, dst, |r, p| v.get((m0 + r) * rs + (k0 + p) * cs));
+            return;
+        }
+        // Rows are contiguous (the usual `[M, K]` weights): decode each row segment in one
+        // tight loop, then spread it over the micro-panel.
+        let mut buf = [0.0f32; super::KC];
+        let buf = &mut buf[..kc];
+        for (s, panel) in dst
+            .chunks_exact_mut(kc * mr)
+            .take(mc.div_ceil(mr))
+            .enumerate()
+        {
+            for r in 0..mr {
+                let row = s * mr + r;
+                if row < mc {
+                    v.read_into((m0 + row) * rs + k0, buf);
+                } else {
+                    buf.fill(0.0);
+                }
+                for (p, &x) in buf.iter().enumerate() {
+                    panel[p * mr + r] = x;
+                }
+            }
+        }
     }
 }
 

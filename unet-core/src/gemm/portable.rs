@@ -3,11 +3,20 @@
 
 use super::{MicroKernel, MAX_TILE};
 
-/// 8×8 tile, one multiply and one add per element and step (no fused multiply-add: `core` has
+/// MR×8 tile, one multiply and one add per element and step (no fused multiply-add: `core` has
 /// none without `std`, and a software `fmaf` would be far slower).
 pub(crate) struct Portable;
 
-const MR: usize = 8;
+/// Rows of a tile: 8 where the target has 16+ wide-enough vector registers for 8×8 accumulators
+/// plus operands (AVX: 8 ymm; aarch64: 16 of 32 q registers); 4 elsewhere, where 8×8 would need
+/// all 16 SSE registers for the accumulators alone and spill (measured: 8×8 on baseline x86-64
+/// ran at about a third of 4×8).
+const MR: usize = if cfg!(any(target_feature = "avx", target_arch = "aarch64")) {
+    8
+} else {
+    4
+};
+/// Columns of a tile.
 const NR: usize = 8;
 
 impl MicroKernel for Portable {
