@@ -89,7 +89,13 @@ impl PackB for MatRef<'_> {
             for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
                 let base = (k0 + p) * self.rs + c0 * self.cs;
                 if self.cs == 1 {
-                    row[..cnt].copy_from_slice(&self.data[base..base + cnt]);
+                    let src = &self.data[base..base + cnt];
+                    // Fixed lengths for whole micro-panel rows: inline moves, not `memcpy`.
+                    match cnt {
+                        16 => row[..16].copy_from_slice(&src[..16]),
+                        8 => row[..8].copy_from_slice(&src[..8]),
+                        _ => row[..cnt].copy_from_slice(src),
+                    }
                 } else {
                     for (c, v) in row[..cnt].iter_mut().enumerate() {
                         *v = self.data[base + c * self.cs];
