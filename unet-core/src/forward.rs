@@ -108,6 +108,8 @@ impl<'a> Model<'a> {
             _ => {}
         }
 
+        // The fastest micro-kernel this CPU runs (run-time detection with `std`).
+        let kernel = crate::gemm::Kernel::best();
         let (sh, sw) = (plan.sh, plan.sw);
         let l = cfg.levels;
         let pad = cfg.padding;
@@ -140,7 +142,16 @@ impl<'a> Model<'a> {
                     h: sh.enc_mid[0],
                     w: sw.enc_mid[0],
                 };
-                conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+                conv::conv3x3_with(
+                    kernel,
+                    &wt,
+                    &bs,
+                    &ConvInput::single(inp),
+                    pad,
+                    true,
+                    out,
+                    pack,
+                )?;
             } else {
                 let p = plan.slot(Kind::P, i - 1);
                 let [inp, out, pack] = disjoint(scratch, [p, e1, plan.pack])?;
@@ -151,7 +162,16 @@ impl<'a> Model<'a> {
                     h: sh.enc_mid[i],
                     w: sw.enc_mid[i],
                 };
-                conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+                conv::conv3x3_with(
+                    kernel,
+                    &wt,
+                    &bs,
+                    &ConvInput::single(inp),
+                    pad,
+                    true,
+                    out,
+                    pack,
+                )?;
             }
             let (wt, bs) = (
                 w(ParamId::Enc {
@@ -173,7 +193,16 @@ impl<'a> Model<'a> {
                 h: sh.enc_out[i],
                 w: sw.enc_out[i],
             };
-            conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+            conv::conv3x3_with(
+                kernel,
+                &wt,
+                &bs,
+                &ConvInput::single(inp),
+                pad,
+                true,
+                out,
+                pack,
+            )?;
             if i + 1 < l {
                 let [inp, out] = disjoint(scratch, [s, plan.slot(Kind::P, i)])?;
                 let inp = map(inp, c, sh.enc_out[i], sw.enc_out[i]);
@@ -213,7 +242,8 @@ impl<'a> Model<'a> {
                 h: sh.up[i],
                 w: sw.up[i],
             };
-            conv::up2x2(
+            conv::up2x2_with(
+                kernel,
                 &w(ParamId::Up {
                     level: lv,
                     bias: false,
@@ -225,7 +255,7 @@ impl<'a> Model<'a> {
                 inp,
                 out,
                 pack,
-            );
+            )?;
 
             let d1 = plan.slot(Kind::D1, i);
             let [skip, up, out, pack] =
@@ -264,7 +294,7 @@ impl<'a> Model<'a> {
                     bias: true,
                 })?,
             );
-            conv::conv3x3(&wt, &bs, &input, pad, true, out, pack);
+            conv::conv3x3_with(kernel, &wt, &bs, &input, pad, true, out, pack)?;
 
             let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
             let inp = map(inp, c, sh.dec_mid[i], sw.dec_mid[i]);
@@ -286,7 +316,16 @@ impl<'a> Model<'a> {
                     bias: true,
                 })?,
             );
-            conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
+            conv::conv3x3_with(
+                kernel,
+                &wt,
+                &bs,
+                &ConvInput::single(inp),
+                pad,
+                true,
+                out,
+                pack,
+            )?;
         }
 
         // Head, row by row.
