@@ -1,2 +1,21 @@
-//! unet-train: training for unet models (being built; see the project issues).
+//! # unet-train
+//!
+//! Trains U-Nets (Ronneberger et al. 2015) the way the paper does and exports model files that
+//! unet-core, libunet and PyTorch read.
+//!
+//! Network side: [`params`] (tensors in file order), [`init`] (He), [`backend`] (the `Backend`
+//! seam and the CPU backend with explicit forward/backward), [`loss`] (weighted soft-max
+//! cross-entropy), [`optim`] (SGD with momentum, Adam), [`schedule`] (learning-rate schedules),
+//! [`export`] (safetensors model files), [`checkpoint`] (resumable training state), [`train`]
+//! (the loop).
 #![deny(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod init;
+pub mod loss;
+pub mod optim;
+pub mod params;
+pub mod schedule;
+
+pub use error::{Result, TrainError};
