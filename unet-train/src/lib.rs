@@ -10,12 +10,16 @@
 //! (the loop).
 #![deny(missing_docs)]
 
+pub mod atomic_write;
 pub mod backend;
+pub mod checkpoint;
 pub mod error;
+pub mod export;
 pub mod init;
 pub mod loss;
 pub mod optim;
 pub mod params;
 pub mod schedule;
+pub mod train;
 
 pub use error::{Result, TrainError};

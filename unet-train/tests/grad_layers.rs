@@ -82,6 +82,10 @@ fn conv3x3_forward_and_backward() {
         }
         let yr = conv::conv3x3_forward(x.view(), &w, &b, padding, true);
         assert!(yr.iter().zip(y.iter()).all(|(r, v)| *r == v.max(0.0)));
+        let mut xn = x.clone();
+        xn[[0, 2, 2]] = f32::NAN;
+        let yn = conv::conv3x3_forward(xn.view(), &w, &b, padding, true);
+        assert!(yn[[0, 1, 1]].is_nan(), "ReLU must propagate NaN");
 
         let r = rand3(&mut rng, y.dim());
         let mut dw = vec![0.0f32; w.len()];

@@ -177,13 +177,17 @@ pub fn conv3x3_forward(
     out
 }
 
-/// Adds `b[c]` to every element of channel `c` and applies ReLU if asked.
+/// Adds `b[c]` to every element of channel `c` and applies ReLU if asked (NaN stays NaN).
 fn bias_act(o: &mut [f32], b: &[f32], plane: usize, relu: bool) {
     o.par_chunks_mut(plane.max(1))
         .zip(b.par_iter())
         .for_each(|(ch, &bv)| {
             if relu {
-                ch.iter_mut().for_each(|v| *v = (*v + bv).max(0.0));
+                // NaN propagates (as PyTorch's relu); `f32::max` would turn it into 0.
+                ch.iter_mut().for_each(|v| {
+                    let t = *v + bv;
+                    *v = if t < 0.0 { 0.0 } else { t };
+                });
             } else {
                 ch.iter_mut().for_each(|v| *v += bv);
             }
