@@ -80,13 +80,17 @@ impl Config {
         top.checked_mul(top)
             .and_then(|v| v.checked_mul(18))
             .filter(|&v| v <= isize::MAX as usize / 8)
-            .ok_or(Error::BadMetadata { key: "base_channels", what: "network too wide" })?;
+            .ok_or(Error::BadMetadata {
+                key: "base_channels",
+                what: "network too wide",
+            })?;
         Ok(())
     }
 
     /// Channels of level `i` (`base_channels << i`), `None` on overflow.
     pub fn channels(&self, level: usize) -> Option<usize> {
-        self.base_channels.checked_mul(1usize.checked_shl(level as u32)?)
+        self.base_channels
+            .checked_mul(1usize.checked_shl(level as u32)?)
     }
 
     /// Number of parameter tensors: `10·levels − 4`.
@@ -102,15 +106,26 @@ impl Config {
         let enc = 4 * l;
         if k < enc {
             let (level, r) = (k / 4, k % 4);
-            return Some(ParamId::Enc { level: level as u8, conv: 1 + (r / 2) as u8, bias: r % 2 == 1 });
+            return Some(ParamId::Enc {
+                level: level as u8,
+                conv: 1 + (r / 2) as u8,
+                bias: r % 2 == 1,
+            });
         }
         let k = k - enc;
         let dec = 6 * (l - 1);
         if k < dec {
             let (level, r) = ((k / 6) as u8, k % 6);
             return Some(match r {
-                0 | 1 => ParamId::Up { level, bias: r == 1 },
-                _ => ParamId::Dec { level, conv: 1 + ((r - 2) / 2) as u8, bias: r % 2 == 1 },
+                0 | 1 => ParamId::Up {
+                    level,
+                    bias: r == 1,
+                },
+                _ => ParamId::Dec {
+                    level,
+                    conv: 1 + ((r - 2) / 2) as u8,
+                    bias: r % 2 == 1,
+                },
             });
         }
         match k - dec {
@@ -125,13 +140,17 @@ impl Config {
         let l = self.levels;
         let b = |x: bool| x as usize;
         match p {
-            ParamId::Enc { level, conv, bias } if (level as usize) < l && (1..=2).contains(&conv) => {
+            ParamId::Enc { level, conv, bias }
+                if (level as usize) < l && (1..=2).contains(&conv) =>
+            {
                 Some(4 * level as usize + 2 * (conv as usize - 1) + b(bias))
             }
             ParamId::Up { level, bias } if (level as usize) + 1 < l => {
                 Some(4 * l + 6 * level as usize + b(bias))
             }
-            ParamId::Dec { level, conv, bias } if (level as usize) + 1 < l && (1..=2).contains(&conv) => {
+            ParamId::Dec { level, conv, bias }
+                if (level as usize) + 1 < l && (1..=2).contains(&conv) =>
+            {
                 Some(4 * l + 6 * level as usize + 2 + 2 * (conv as usize - 1) + b(bias))
             }
             ParamId::Head { bias } => Some(4 * l + 6 * (l - 1) + b(bias)),
@@ -147,23 +166,41 @@ impl Config {
         let dims: [usize; 4] = match p {
             ParamId::Enc { level, conv, bias } => {
                 let i = level as usize;
-                let cin = if conv == 2 { c(i)? } else if i == 0 { self.in_channels } else { c(i - 1)? };
-                if bias { return Shape::new(&[c(i)?]) }
+                let cin = if conv == 2 {
+                    c(i)?
+                } else if i == 0 {
+                    self.in_channels
+                } else {
+                    c(i - 1)?
+                };
+                if bias {
+                    return Shape::new(&[c(i)?]);
+                }
                 [c(i)?, cin, 3, 3]
             }
             ParamId::Up { level, bias } => {
                 let i = level as usize;
-                if bias { return Shape::new(&[c(i)?]) }
+                if bias {
+                    return Shape::new(&[c(i)?]);
+                }
                 [c(i + 1)?, c(i)?, 2, 2]
             }
             ParamId::Dec { level, conv, bias } => {
                 let i = level as usize;
-                let cin = if conv == 1 { c(i)?.checked_mul(2)? } else { c(i)? };
-                if bias { return Shape::new(&[c(i)?]) }
+                let cin = if conv == 1 {
+                    c(i)?.checked_mul(2)?
+                } else {
+                    c(i)?
+                };
+                if bias {
+                    return Shape::new(&[c(i)?]);
+                }
                 [c(i)?, cin, 3, 3]
             }
             ParamId::Head { bias } => {
-                if bias { return Shape::new(&[self.num_classes]) }
+                if bias {
+                    return Shape::new(&[self.num_classes]);
+                }
                 [self.num_classes, c(0)?, 1, 1]
             }
         };

@@ -63,7 +63,18 @@ pub struct ConvInput<'s> {
 impl<'s> ConvInput<'s> {
     /// A single uncropped map.
     pub fn single(map: Map<'s>) -> Self {
-        ConvInput { parts: [Some(Part { map, off_y: 0, off_x: 0 }), None], h: map.h, w: map.w }
+        ConvInput {
+            parts: [
+                Some(Part {
+                    map,
+                    off_y: 0,
+                    off_x: 0,
+                }),
+                None,
+            ],
+            h: map.h,
+            w: map.w,
+        }
     }
     /// Total channels of all parts.
     pub fn channels(&self) -> usize {
@@ -146,7 +157,13 @@ pub fn conv3x3(
 /// w[ci, co, i, j]`. Shapes: `w` is `[input.c, out.c, 2, 2]`, `b` is `[out.c]`, `out` is
 /// `2·input.h × 2·input.w`. No activation (as in the paper). `pack`: at least
 /// [`up2x2_pack_len`] elements.
-pub fn up2x2(w: &TensorView<'_>, b: &TensorView<'_>, input: Map<'_>, out: MapMut<'_>, _pack: &mut [f32]) {
+pub fn up2x2(
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: Map<'_>,
+    out: MapMut<'_>,
+    _pack: &mut [f32],
+) {
     let (cin, cout) = (input.c, out.c);
     for co in 0..cout {
         for y in 0..input.h {

@@ -22,7 +22,10 @@ impl Shape {
         if dims.len() > MAX_RANK {
             return None;
         }
-        let mut s = Shape { dims: [0; MAX_RANK], rank: dims.len() as u8 };
+        let mut s = Shape {
+            dims: [0; MAX_RANK],
+            rank: dims.len() as u8,
+        };
         s.dims[..dims.len()].copy_from_slice(dims);
         Some(s)
     }
@@ -32,7 +35,9 @@ impl Shape {
     }
     /// Number of elements, `None` on overflow.
     pub fn numel(&self) -> Option<usize> {
-        self.dims().iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+        self.dims()
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
     }
 }
 
@@ -157,16 +162,30 @@ impl fmt::Display for Error {
             Error::UnexpectedTensor { offset } => {
                 write!(f, "the file holds a tensor the architecture does not use (name at header byte {offset})")
             }
-            Error::TensorShape { param, expected, found } => {
-                write!(f, "tensor '{param}': expected shape {expected}, found {found}")
+            Error::TensorShape {
+                param,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "tensor '{param}': expected shape {expected}, found {found}"
+                )
             }
             Error::TensorDType { param, found } => {
                 write!(f, "tensor '{param}': dtype {found} is not F32, F16 or BF16")
             }
             Error::TileSize { h, w, what } => write!(f, "tile {h}x{w} is not legal: {what}"),
             Error::Overflow => f.write_str("size computation overflowed"),
-            Error::BufferTooSmall { buffer, needed, got } => {
-                write!(f, "{buffer} buffer too small: need {needed} elements, got {got}")
+            Error::BufferTooSmall {
+                buffer,
+                needed,
+                got,
+            } => {
+                write!(
+                    f,
+                    "{buffer} buffer too small: need {needed} elements, got {got}"
+                )
             }
             Error::InvalidArgument { what } => write!(f, "invalid argument: {what}"),
         }

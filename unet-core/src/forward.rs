@@ -41,7 +41,9 @@ fn disjoint<const N: usize>(
 ) -> Result<[&mut [f32]; N], Error> {
     scratch
         .get_disjoint_mut(regions.map(|r| r.range()))
-        .map_err(|_| Error::InvalidArgument { what: "internal: scratch layout overlaps" })
+        .map_err(|_| Error::InvalidArgument {
+            what: "internal: scratch layout overlaps",
+        })
 }
 
 impl<'a> Model<'a> {
@@ -70,11 +72,17 @@ impl<'a> Model<'a> {
     ) -> Result<(), Error> {
         let cfg = *self.config();
         if plan.config != cfg {
-            return Err(Error::InvalidArgument { what: "plan was made for another architecture" });
+            return Err(Error::InvalidArgument {
+                what: "plan was made for another architecture",
+            });
         }
         let check = |buffer, needed: usize, got: usize| {
             if got < needed {
-                Err(Error::BufferTooSmall { buffer, needed, got })
+                Err(Error::BufferTooSmall {
+                    buffer,
+                    needed,
+                    got,
+                })
             } else {
                 Ok(())
             }
@@ -88,10 +96,14 @@ impl<'a> Model<'a> {
         check("output", needed, output.len())?;
         match output {
             Output::Labels8(_) if cfg.num_classes > 256 => {
-                return Err(Error::InvalidArgument { what: "u8 labels need num_classes <= 256" })
+                return Err(Error::InvalidArgument {
+                    what: "u8 labels need num_classes <= 256",
+                })
             }
             Output::Labels16(_) if cfg.num_classes > 65536 => {
-                return Err(Error::InvalidArgument { what: "u16 labels need num_classes <= 65536" })
+                return Err(Error::InvalidArgument {
+                    what: "u16 labels need num_classes <= 65536",
+                })
             }
             _ => {}
         }
@@ -107,28 +119,70 @@ impl<'a> Model<'a> {
             let c = ch(i);
             let e1 = plan.slot(Kind::E1, i);
             let s = plan.slot(Kind::S, i);
-            let (wt, bs) = (w(ParamId::Enc { level: i as u8, conv: 1, bias: false })?, w(ParamId::Enc { level: i as u8, conv: 1, bias: true })?);
+            let (wt, bs) = (
+                w(ParamId::Enc {
+                    level: i as u8,
+                    conv: 1,
+                    bias: false,
+                })?,
+                w(ParamId::Enc {
+                    level: i as u8,
+                    conv: 1,
+                    bias: true,
+                })?,
+            );
             if i == 0 {
                 let [out, pack] = disjoint(scratch, [e1, plan.pack])?;
                 let inp = map(input, cfg.in_channels, sh.input, sw.input);
-                let out = MapMut { data: out, c, h: sh.enc_mid[0], w: sw.enc_mid[0] };
+                let out = MapMut {
+                    data: out,
+                    c,
+                    h: sh.enc_mid[0],
+                    w: sw.enc_mid[0],
+                };
                 conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
             } else {
                 let p = plan.slot(Kind::P, i - 1);
                 let [inp, out, pack] = disjoint(scratch, [p, e1, plan.pack])?;
                 let inp = map(inp, ch(i - 1), sh.enc_in[i], sw.enc_in[i]);
-                let out = MapMut { data: out, c, h: sh.enc_mid[i], w: sw.enc_mid[i] };
+                let out = MapMut {
+                    data: out,
+                    c,
+                    h: sh.enc_mid[i],
+                    w: sw.enc_mid[i],
+                };
                 conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
             }
-            let (wt, bs) = (w(ParamId::Enc { level: i as u8, conv: 2, bias: false })?, w(ParamId::Enc { level: i as u8, conv: 2, bias: true })?);
+            let (wt, bs) = (
+                w(ParamId::Enc {
+                    level: i as u8,
+                    conv: 2,
+                    bias: false,
+                })?,
+                w(ParamId::Enc {
+                    level: i as u8,
+                    conv: 2,
+                    bias: true,
+                })?,
+            );
             let [inp, out, pack] = disjoint(scratch, [e1, s, plan.pack])?;
             let inp = map(inp, c, sh.enc_mid[i], sw.enc_mid[i]);
-            let out = MapMut { data: out, c, h: sh.enc_out[i], w: sw.enc_out[i] };
+            let out = MapMut {
+                data: out,
+                c,
+                h: sh.enc_out[i],
+                w: sw.enc_out[i],
+            };
             conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
             if i + 1 < l {
                 let [inp, out] = disjoint(scratch, [s, plan.slot(Kind::P, i)])?;
                 let inp = map(inp, c, sh.enc_out[i], sw.enc_out[i]);
-                let out = MapMut { data: out, c, h: sh.enc_out[i] / 2, w: sw.enc_out[i] / 2 };
+                let out = MapMut {
+                    data: out,
+                    c,
+                    h: sh.enc_out[i] / 2,
+                    w: sw.enc_out[i] / 2,
+                };
                 conv::maxpool2x2(inp, out);
             }
         }
@@ -138,39 +192,109 @@ impl<'a> Model<'a> {
             let c = ch(i);
             let lv = i as u8;
             let (below, bh, bw) = if i + 2 < l {
-                (plan.slot(Kind::D2, i + 1), sh.dec_out[i + 1], sw.dec_out[i + 1])
+                (
+                    plan.slot(Kind::D2, i + 1),
+                    sh.dec_out[i + 1],
+                    sw.dec_out[i + 1],
+                )
             } else {
-                (plan.slot(Kind::S, l - 1), sh.enc_out[l - 1], sw.enc_out[l - 1])
+                (
+                    plan.slot(Kind::S, l - 1),
+                    sh.enc_out[l - 1],
+                    sw.enc_out[l - 1],
+                )
             };
             let u = plan.slot(Kind::U, i);
             let [inp, out, pack] = disjoint(scratch, [below, u, plan.pack])?;
             let inp = map(inp, ch(i + 1), bh, bw);
-            let out = MapMut { data: out, c, h: sh.up[i], w: sw.up[i] };
-            conv::up2x2(&w(ParamId::Up { level: lv, bias: false })?, &w(ParamId::Up { level: lv, bias: true })?, inp, out, pack);
+            let out = MapMut {
+                data: out,
+                c,
+                h: sh.up[i],
+                w: sw.up[i],
+            };
+            conv::up2x2(
+                &w(ParamId::Up {
+                    level: lv,
+                    bias: false,
+                })?,
+                &w(ParamId::Up {
+                    level: lv,
+                    bias: true,
+                })?,
+                inp,
+                out,
+                pack,
+            );
 
             let d1 = plan.slot(Kind::D1, i);
-            let [skip, up, out, pack] = disjoint(scratch, [plan.slot(Kind::S, i), u, d1, plan.pack])?;
+            let [skip, up, out, pack] =
+                disjoint(scratch, [plan.slot(Kind::S, i), u, d1, plan.pack])?;
             let input = ConvInput {
                 parts: [
-                    Some(Part { map: map(skip, c, sh.enc_out[i], sw.enc_out[i]), off_y: sh.crop[i], off_x: sw.crop[i] }),
-                    Some(Part { map: map(up, c, sh.up[i], sw.up[i]), off_y: 0, off_x: 0 }),
+                    Some(Part {
+                        map: map(skip, c, sh.enc_out[i], sw.enc_out[i]),
+                        off_y: sh.crop[i],
+                        off_x: sw.crop[i],
+                    }),
+                    Some(Part {
+                        map: map(up, c, sh.up[i], sw.up[i]),
+                        off_y: 0,
+                        off_x: 0,
+                    }),
                 ],
                 h: sh.up[i],
                 w: sw.up[i],
             };
-            let out = MapMut { data: out, c, h: sh.dec_mid[i], w: sw.dec_mid[i] };
-            let (wt, bs) = (w(ParamId::Dec { level: lv, conv: 1, bias: false })?, w(ParamId::Dec { level: lv, conv: 1, bias: true })?);
+            let out = MapMut {
+                data: out,
+                c,
+                h: sh.dec_mid[i],
+                w: sw.dec_mid[i],
+            };
+            let (wt, bs) = (
+                w(ParamId::Dec {
+                    level: lv,
+                    conv: 1,
+                    bias: false,
+                })?,
+                w(ParamId::Dec {
+                    level: lv,
+                    conv: 1,
+                    bias: true,
+                })?,
+            );
             conv::conv3x3(&wt, &bs, &input, pad, true, out, pack);
 
             let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
             let inp = map(inp, c, sh.dec_mid[i], sw.dec_mid[i]);
-            let out = MapMut { data: out, c, h: sh.dec_out[i], w: sw.dec_out[i] };
-            let (wt, bs) = (w(ParamId::Dec { level: lv, conv: 2, bias: false })?, w(ParamId::Dec { level: lv, conv: 2, bias: true })?);
+            let out = MapMut {
+                data: out,
+                c,
+                h: sh.dec_out[i],
+                w: sw.dec_out[i],
+            };
+            let (wt, bs) = (
+                w(ParamId::Dec {
+                    level: lv,
+                    conv: 2,
+                    bias: false,
+                })?,
+                w(ParamId::Dec {
+                    level: lv,
+                    conv: 2,
+                    bias: true,
+                })?,
+            );
             conv::conv3x3(&wt, &bs, &ConvInput::single(inp), pad, true, out, pack);
         }
 
         // Head, row by row.
-        let last = if l == 1 { plan.slot(Kind::S, 0) } else { plan.slot(Kind::D2, 0) };
+        let last = if l == 1 {
+            plan.slot(Kind::S, 0)
+        } else {
+            plan.slot(Kind::D2, 0)
+        };
         let [feat, row] = disjoint(scratch, [last, plan.head_row()])?;
         let hw = w(ParamId::Head { bias: false })?;
         let hb = w(ParamId::Head { bias: true })?;
@@ -199,7 +323,8 @@ fn write_row(output: &mut Output<'_>, row: &[f32], k: usize, oh: usize, ow: usiz
     match output {
         Output::Logits(o) => {
             for cls in 0..k {
-                o[(cls * oh + y) * ow..(cls * oh + y + 1) * ow].copy_from_slice(&row[cls * ow..(cls + 1) * ow]);
+                o[(cls * oh + y) * ow..(cls * oh + y + 1) * ow]
+                    .copy_from_slice(&row[cls * ow..(cls + 1) * ow]);
             }
         }
         Output::Probabilities(o) => {

@@ -53,7 +53,9 @@ impl Geometry {
     /// A geometry; `levels` must be in `1..=MAX_LEVELS`.
     pub fn new(levels: usize, padding: Padding) -> Result<Self, Error> {
         if levels == 0 || levels > MAX_LEVELS {
-            return Err(Error::InvalidArgument { what: "levels must be in 1..=8" });
+            return Err(Error::InvalidArgument {
+                what: "levels must be in 1..=8",
+            });
         }
         Ok(Geometry { levels, padding })
     }
@@ -103,7 +105,11 @@ impl Geometry {
         if n == 0 {
             return Err("size must be at least 1");
         }
-        let mut z = Sizes { levels: l, input: n, ..Sizes::default() };
+        let mut z = Sizes {
+            levels: l,
+            input: n,
+            ..Sizes::default()
+        };
         let mut s = n;
         for i in 0..l {
             z.enc_in[i] = s;
@@ -135,8 +141,14 @@ impl Geometry {
 
     /// Output size for input size `n`, or [`Error::TileSize`].
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize), Error> {
-        let oh = self.sizes(h).map_err(|what| Error::TileSize { h, w, what })?.output;
-        let ow = self.sizes(w).map_err(|what| Error::TileSize { h, w, what })?.output;
+        let oh = self
+            .sizes(h)
+            .map_err(|what| Error::TileSize { h, w, what })?
+            .output;
+        let ow = self
+            .sizes(w)
+            .map_err(|what| Error::TileSize { h, w, what })?
+            .output;
         Ok((oh, ow))
     }
 
@@ -148,7 +160,9 @@ impl Geometry {
     /// The smallest legal input size.
     pub fn min_input(&self) -> usize {
         // Legal sizes are `step·k + r` for a fixed residue r; the smallest is below 16·step.
-        (1..=16 * self.step()).find(|&n| self.is_legal(n)).unwrap_or(usize::MAX)
+        (1..=16 * self.step())
+            .find(|&n| self.is_legal(n))
+            .unwrap_or(usize::MAX)
     }
 
     /// The smallest legal input size `≥ n`, or `None` on overflow.
@@ -163,7 +177,9 @@ impl Geometry {
         if n < lo {
             return None;
         }
-        (n.saturating_sub(self.step() - 1).max(lo)..=n).rev().find(|&m| self.is_legal(m))
+        (n.saturating_sub(self.step() - 1).max(lo)..=n)
+            .rev()
+            .find(|&m| self.is_legal(m))
     }
 
     /// The smallest legal input whose output is at least `out` pixels, or `None` on overflow.

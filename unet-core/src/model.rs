@@ -52,10 +52,10 @@ impl core::fmt::Debug for Model<'_> {
 fn meta_str<'a>(file: &SafeTensors<'a>, key: &'static str) -> Result<Option<&'a str>, Error> {
     match file.metadata(key) {
         None => Ok(None),
-        Some(v) => v
-            .as_plain_str()
-            .map(Some)
-            .ok_or(Error::BadMetadata { key, what: "value must not contain JSON escapes" }),
+        Some(v) => v.as_plain_str().map(Some).ok_or(Error::BadMetadata {
+            key,
+            what: "value must not contain JSON escapes",
+        }),
     }
 }
 
@@ -66,7 +66,10 @@ fn meta_required<'a>(file: &SafeTensors<'a>, key: &'static str) -> Result<&'a st
 fn meta_usize(file: &SafeTensors<'_>, key: &'static str) -> Result<usize, Error> {
     meta_required(file, key)?
         .parse::<usize>()
-        .map_err(|_| Error::BadMetadata { key, what: "expected a decimal integer" })
+        .map_err(|_| Error::BadMetadata {
+            key,
+            what: "expected a decimal integer",
+        })
 }
 
 impl<'a> Model<'a> {
@@ -76,18 +79,31 @@ impl<'a> Model<'a> {
         let file = SafeTensors::parse(bytes)?;
         match meta_str(&file, "format")? {
             Some(FORMAT_NAME) => {}
-            Some(_) => return Err(Error::BadMetadata { key: "format", what: "expected \"unet\"" }),
+            Some(_) => {
+                return Err(Error::BadMetadata {
+                    key: "format",
+                    what: "expected \"unet\"",
+                })
+            }
             None => return Err(Error::MissingMetadata { key: "format" }),
         }
         let version = meta_required(&file, "format_version")?;
         let found = version.parse::<u32>().unwrap_or(0);
         if found == 0 || found > FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { found, supported: FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            });
         }
         let padding = match meta_required(&file, "padding")? {
             "valid" => Padding::Valid,
             "same" => Padding::Same,
-            _ => return Err(Error::BadMetadata { key: "padding", what: "expected valid or same" }),
+            _ => {
+                return Err(Error::BadMetadata {
+                    key: "padding",
+                    what: "expected valid or same",
+                })
+            }
         };
         let config = Config {
             in_channels: meta_usize(&file, "in_channels")?,
@@ -113,26 +129,44 @@ impl<'a> Model<'a> {
             let info = file.tensor(name).ok_or(Error::MissingTensor { param })?;
             let expected = config.param_shape(param).ok_or(Error::Overflow)?;
             if !matches!(info.dtype, DType::F32 | DType::F16 | DType::BF16) {
-                return Err(Error::TensorDType { param, found: info.dtype });
+                return Err(Error::TensorDType {
+                    param,
+                    found: info.dtype,
+                });
             }
             if info.shape != expected {
-                return Err(Error::TensorShape { param, expected, found: info.shape });
+                return Err(Error::TensorShape {
+                    param,
+                    expected,
+                    found: info.shape,
+                });
             }
-            *slot = Some(
-                TensorView::new(info.dtype, info.shape, info.data)
-                    .ok_or(Error::Format { what: "tensor byte length disagrees with its shape", offset: info.name_offset })?,
-            );
+            *slot = Some(TensorView::new(info.dtype, info.shape, info.data).ok_or(
+                Error::Format {
+                    what: "tensor byte length disagrees with its shape",
+                    offset: info.name_offset,
+                },
+            )?);
         }
         if file.len() != config.param_count() {
             // Every needed tensor was found, so some other tensor is extra: name it.
             let extra = file
                 .tensors()
-                .find(|t| (0..config.param_count()).all(|k| config.param(k).is_some_and(|p| !t.name.eq_str_param(p))))
+                .find(|t| {
+                    (0..config.param_count())
+                        .all(|k| config.param(k).is_some_and(|p| !t.name.eq_str_param(p)))
+                })
                 .map(|t| t.name_offset)
                 .unwrap_or(0);
             return Err(Error::UnexpectedTensor { offset: extra });
         }
-        Ok(Model { file, config, geometry, normalization, params })
+        Ok(Model {
+            file,
+            config,
+            geometry,
+            normalization,
+            params,
+        })
     }
 
     /// The architecture.

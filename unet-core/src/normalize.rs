@@ -81,7 +81,11 @@ impl Normalization {
                 }
                 Normalization::MinMax { min, max }
             }
-            _ => return Err(bad("expected none, percentile:LO:HI, mean_std:M:S or min_max:MIN:MAX")),
+            _ => {
+                return Err(bad(
+                    "expected none, percentile:LO:HI, mean_std:M:S or min_max:MIN:MAX",
+                ))
+            }
         };
         if it.next().is_some() {
             return Err(bad("too many parameters"));
@@ -99,17 +103,34 @@ mod tests {
         assert_eq!(Normalization::parse("none"), Ok(Normalization::None));
         assert_eq!(
             Normalization::parse("percentile:1:99.8"),
-            Ok(Normalization::Percentile { low: 1.0, high: 99.8 })
+            Ok(Normalization::Percentile {
+                low: 1.0,
+                high: 99.8
+            })
         );
         assert_eq!(
             Normalization::parse("mean_std:0.5:0.25"),
-            Ok(Normalization::MeanStd { mean: 0.5, std: 0.25 })
+            Ok(Normalization::MeanStd {
+                mean: 0.5,
+                std: 0.25
+            })
         );
         assert_eq!(
             Normalization::parse("min_max:0:65535"),
-            Ok(Normalization::MinMax { min: 0.0, max: 65535.0 })
+            Ok(Normalization::MinMax {
+                min: 0.0,
+                max: 65535.0
+            })
         );
-        for bad in ["", "percentile:5:1", "mean_std:1:0", "min_max:1", "none:1", "zscore", "mean_std:nan:1"] {
+        for bad in [
+            "",
+            "percentile:5:1",
+            "mean_std:1:0",
+            "min_max:1",
+            "none:1",
+            "zscore",
+            "mean_std:nan:1",
+        ] {
             assert!(Normalization::parse(bad).is_err(), "{bad}");
         }
     }

@@ -54,6 +54,8 @@ pub struct Plan {
     pub(crate) sw: Sizes,
     pub(crate) slots: [Region; SLOTS],
     pub(crate) pack: Region,
+    /// Lifetime `(first, last)` step of each slot (inclusive); `(1, 0)` for unused slots.
+    life: [(usize, usize); SLOTS],
     arena_len: usize,
     lower_bound: usize,
 }
@@ -67,7 +69,9 @@ struct Item {
 }
 
 fn mul3(a: usize, b: usize, c: usize) -> Result<usize, Error> {
-    a.checked_mul(b).and_then(|v| v.checked_mul(c)).ok_or(Error::Overflow)
+    a.checked_mul(b)
+        .and_then(|v| v.checked_mul(c))
+        .ok_or(Error::Overflow)
 }
 
 impl Plan {
@@ -84,7 +88,12 @@ impl Plan {
         let mut items = [Item::default(); SLOTS];
         let mut n = 0;
         let mut push = |kind: Kind, level: usize, len: usize, first: usize, last: usize| {
-            items[n] = Item { slot: kind as usize * MAX_LEVELS + level, len, first, last };
+            items[n] = Item {
+                slot: kind as usize * MAX_LEVELS + level,
+                len,
+                first,
+                last,
+            };
             n += 1;
         };
         // Step numbers: encoder level i uses 3i, 3i+1, 3i+2; decoder level i uses
@@ -94,12 +103,40 @@ impl Plan {
         let mut pack = 0usize;
         for i in 0..l {
             let c = ch(i)?;
-            let cin = if i == 0 { config.in_channels } else { ch(i - 1)? };
-            push(Kind::E1, i, mul3(c, sh.enc_mid[i], sw.enc_mid[i])?, 3 * i, 3 * i + 1);
-            let s_last = if l == 1 { head } else if i + 1 < l { dec(i) + 1 } else { dec(l - 2) };
-            push(Kind::S, i, mul3(c, sh.enc_out[i], sw.enc_out[i])?, 3 * i + 1, s_last);
+            let cin = if i == 0 {
+                config.in_channels
+            } else {
+                ch(i - 1)?
+            };
+            push(
+                Kind::E1,
+                i,
+                mul3(c, sh.enc_mid[i], sw.enc_mid[i])?,
+                3 * i,
+                3 * i + 1,
+            );
+            let s_last = if l == 1 {
+                head
+            } else if i + 1 < l {
+                dec(i) + 1
+            } else {
+                dec(l - 2)
+            };
+            push(
+                Kind::S,
+                i,
+                mul3(c, sh.enc_out[i], sw.enc_out[i])?,
+                3 * i + 1,
+                s_last,
+            );
             if i + 1 < l {
-                push(Kind::P, i, mul3(c, sh.enc_out[i] / 2, sw.enc_out[i] / 2)?, 3 * i + 2, 3 * i + 3);
+                push(
+                    Kind::P,
+                    i,
+                    mul3(c, sh.enc_out[i] / 2, sw.enc_out[i] / 2)?,
+                    3 * i + 2,
+                    3 * i + 3,
+                );
             }
             pack = pack
                 .max(conv::conv3x3_pack_len(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
@@ -109,22 +146,59 @@ impl Plan {
             let c = ch(i)?;
             let d = dec(i);
             push(Kind::U, i, mul3(c, sh.up[i], sw.up[i])?, d, d + 1);
-            push(Kind::D1, i, mul3(c, sh.dec_mid[i], sw.dec_mid[i])?, d + 1, d + 2);
+            push(
+                Kind::D1,
+                i,
+                mul3(c, sh.dec_mid[i], sw.dec_mid[i])?,
+                d + 1,
+                d + 2,
+            );
             let last = if i == 0 { head } else { dec(i - 1) };
-            push(Kind::D2, i, mul3(c, sh.dec_out[i], sw.dec_out[i])?, d + 2, last);
-            let below_h = if i + 2 < l { sh.dec_out[i + 1] } else { sh.enc_out[l - 1] };
-            let below_w = if i + 2 < l { sw.dec_out[i + 1] } else { sw.enc_out[l - 1] };
+            push(
+                Kind::D2,
+                i,
+                mul3(c, sh.dec_out[i], sw.dec_out[i])?,
+                d + 2,
+                last,
+            );
+            let below_h = if i + 2 < l {
+                sh.dec_out[i + 1]
+            } else {
+                sh.enc_out[l - 1]
+            };
+            let below_w = if i + 2 < l {
+                sw.dec_out[i + 1]
+            } else {
+                sw.enc_out[l - 1]
+            };
             pack = pack
                 .max(conv::up2x2_pack_len(c, ch(i + 1)?, below_h, below_w))
-                .max(conv::conv3x3_pack_len(c, 2 * c, sh.dec_mid[i], sw.dec_mid[i]))
+                .max(conv::conv3x3_pack_len(
+                    c,
+                    2 * c,
+                    sh.dec_mid[i],
+                    sw.dec_mid[i],
+                ))
                 .max(conv::conv3x3_pack_len(c, c, sh.dec_out[i], sw.dec_out[i]));
         }
-        let row = config.num_classes.checked_mul(sw.output).ok_or(Error::Overflow)?;
-        items[n] = Item { slot: HEAD_ROW, len: row, first: head, last: head };
+        let row = config
+            .num_classes
+            .checked_mul(sw.output)
+            .ok_or(Error::Overflow)?;
+        items[n] = Item {
+            slot: HEAD_ROW,
+            len: row,
+            first: head,
+            last: head,
+        };
         n += 1;
 
         let items = &mut items[..n];
         let mut slots = [Region::default(); SLOTS];
+        let mut life = [(1usize, 0usize); SLOTS];
+        for it in items.iter() {
+            life[it.slot] = (it.first, it.last);
+        }
         let mut arena = 0usize;
         // Largest first; ties keep schedule order (insertion sort is stable and n ≤ 49).
         for a in 1..items.len() {
@@ -155,18 +229,37 @@ impl Plan {
                 let r = slots[o.slot];
                 try_at(r.start + r.len)?;
             }
-            slots[it.slot] = Region { start: best, len: it.len };
+            slots[it.slot] = Region {
+                start: best,
+                len: it.len,
+            };
             arena = arena.max(best + it.len);
         }
         // Lower bound: the most f32 that are alive at one step.
         let mut lower_bound = 0usize;
         for t in 0..=head {
-            let live: usize = items.iter().filter(|o| o.first <= t && t <= o.last).map(|o| o.len).sum();
+            let live: usize = items
+                .iter()
+                .filter(|o| o.first <= t && t <= o.last)
+                .map(|o| o.len)
+                .sum();
             lower_bound = lower_bound.max(live);
         }
-        let pack_region = Region { start: arena, len: pack };
+        let pack_region = Region {
+            start: arena,
+            len: pack,
+        };
         arena.checked_add(pack).ok_or(Error::Overflow)?;
-        Ok(Plan { config: *config, sh, sw, slots, pack: pack_region, arena_len: arena, lower_bound })
+        Ok(Plan {
+            config: *config,
+            sh,
+            sw,
+            slots,
+            pack: pack_region,
+            life,
+            arena_len: arena,
+            lower_bound,
+        })
     }
 
     /// Input height and width.
@@ -210,6 +303,42 @@ impl Plan {
         self.lower_bound
     }
 
+    /// Floating-point operations of one forward pass (2 per multiply-add) of the convolutions,
+    /// transposed convolutions and head, the usual GFLOP count of a network (300.9 G for the
+    /// paper's 572² tile with 64 base channels and 2 classes). `None` on overflow.
+    pub fn flops(&self) -> Option<u64> {
+        let c = &self.config;
+        let (sh, sw) = (&self.sh, &self.sw);
+        let ch = |i: usize| c.channels(i).map(|v| v as u64);
+        let px = |h: usize, w: usize| (h as u64).checked_mul(w as u64);
+        let mut total = 0u64;
+        let mut add = |cout: u64, cin: u64, taps: u64, pixels: u64| -> Option<()> {
+            total = total.checked_add(
+                2u64.checked_mul(cout)?
+                    .checked_mul(cin)?
+                    .checked_mul(taps)?
+                    .checked_mul(pixels)?,
+            )?;
+            Some(())
+        };
+        for i in 0..c.levels {
+            let cin = if i == 0 {
+                c.in_channels as u64
+            } else {
+                ch(i - 1)?
+            };
+            add(ch(i)?, cin, 9, px(sh.enc_mid[i], sw.enc_mid[i])?)?;
+            add(ch(i)?, ch(i)?, 9, px(sh.enc_out[i], sw.enc_out[i])?)?;
+        }
+        for i in 0..c.levels - 1 {
+            add(ch(i)?, ch(i + 1)?, 1, px(sh.up[i], sw.up[i])?)?;
+            add(ch(i)?, 2 * ch(i)?, 9, px(sh.dec_mid[i], sw.dec_mid[i])?)?;
+            add(ch(i)?, ch(i)?, 9, px(sh.dec_out[i], sw.dec_out[i])?)?;
+        }
+        add(c.num_classes as u64, ch(0)?, 1, px(sh.output, sw.output)?)?;
+        Some(total)
+    }
+
     /// Sizes of every feature map along the height.
     pub fn sizes_h(&self) -> &Sizes {
         &self.sh
@@ -226,5 +355,91 @@ impl Plan {
 
     pub(crate) fn head_row(&self) -> Region {
         self.slots[HEAD_ROW]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Padding;
+
+    fn cfg(levels: usize, base: usize, padding: Padding) -> Config {
+        Config {
+            in_channels: 1,
+            num_classes: 2,
+            base_channels: base,
+            levels,
+            padding,
+        }
+    }
+
+    /// Regions of tensors alive at the same step never share an address.
+    fn assert_no_live_overlap(p: &Plan) {
+        for a in 0..SLOTS {
+            for b in a + 1..SLOTS {
+                let (la, lb) = (p.life[a], p.life[b]);
+                if la.0 > la.1 || lb.0 > lb.1 || la.1 < lb.0 || lb.1 < la.0 {
+                    continue;
+                }
+                let (ra, rb) = (p.slots[a], p.slots[b]);
+                assert!(
+                    ra.start + ra.len <= rb.start || rb.start + rb.len <= ra.start,
+                    "slots {a} and {b} overlap while both alive"
+                );
+                assert!(ra.start + ra.len <= p.pack.start && rb.start + rb.len <= p.pack.start);
+            }
+        }
+    }
+
+    #[test]
+    fn layouts_are_sound_for_every_depth() {
+        for levels in 1..=6 {
+            for padding in [Padding::Valid, Padding::Same] {
+                let c = cfg(levels, 3, padding);
+                let g = Geometry::new(levels, padding).unwrap();
+                let n = g.min_input();
+                for (h, w) in [(n, n), (n + g.step(), n), (n, n + 3 * g.step())] {
+                    let p = Plan::new(&c, h, w).unwrap();
+                    assert_no_live_overlap(&p);
+                    assert!(p.scratch_len() >= p.scratch_lower_bound());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paper_tile_layout_is_near_the_lower_bound() {
+        let c = Config {
+            in_channels: 1,
+            num_classes: 2,
+            base_channels: 64,
+            levels: 5,
+            padding: Padding::Valid,
+        };
+        let p = Plan::new(&c, 572, 572).unwrap();
+        assert_no_live_overlap(&p);
+        assert_eq!(p.output_size(), (388, 388));
+        let arena = p.scratch_len() - p.pack.len;
+        // The greedy layout must stay within 1.2x of the liveness lower bound.
+        assert!(
+            arena * 5 <= p.scratch_lower_bound() * 6,
+            "{arena} vs {}",
+            p.scratch_lower_bound()
+        );
+    }
+
+    #[test]
+    fn refuses_illegal_sizes() {
+        let c = cfg(5, 64, Padding::Valid);
+        assert!(matches!(
+            Plan::new(&c, 571, 572),
+            Err(Error::TileSize { .. })
+        ));
+        assert!(matches!(Plan::new(&c, 0, 572), Err(Error::TileSize { .. })));
+        assert!(Plan::new(&c, usize::MAX, 572).is_err());
+        // Legal for a one-level 'same' network, but the tensors cannot be sized: Overflow.
+        let c = cfg(1, 4, Padding::Same);
+        assert_eq!(Plan::new(&c, usize::MAX, usize::MAX), Err(Error::Overflow));
+        assert_eq!(Plan::new(&c, 1 << 40, 1 << 40), Err(Error::Overflow));
     }
 }

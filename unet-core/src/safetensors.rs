@@ -48,7 +48,10 @@ impl<'a> SafeTensors<'a> {
     /// Parses and validates.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let _ = bytes;
-        Err(Error::Format { what: "reader not written yet", offset: 0 })
+        Err(Error::Format {
+            what: "reader not written yet",
+            offset: 0,
+        })
     }
     /// Number of tensors.
     pub fn len(&self) -> usize {
