@@ -13,12 +13,21 @@ use unet_train::optim::{Optimizer, OptimizerKind};
 use unet_train::params::Params;
 
 fn cfg() -> Config {
-    Config { in_channels: 2, num_classes: 3, base_channels: 4, levels: 3, padding: Padding::Valid }
+    Config {
+        in_channels: 2,
+        num_classes: 3,
+        base_channels: 4,
+        levels: 3,
+        padding: Padding::Valid,
+    }
 }
 
 fn info() -> ModelInfo {
     ModelInfo {
-        normalization: Some(Normalization::Percentile { low: 1.0, high: 99.8 }),
+        normalization: Some(Normalization::Percentile {
+            low: 1.0,
+            high: 99.8,
+        }),
         class_names: vec!["background".into(), "cell".into(), "border".into()],
         provenance: vec![
             ("loss_w0".into(), "10".into()),
@@ -47,7 +56,11 @@ fn params() -> Params {
 #[test]
 fn layout_and_metadata() {
     let p = params();
-    for (dtype, name, size) in [(StoreDtype::F32, "F32", 4usize), (StoreDtype::F16, "F16", 2), (StoreDtype::BF16, "BF16", 2)] {
+    for (dtype, name, size) in [
+        (StoreDtype::F32, "F32", 4usize),
+        (StoreDtype::F16, "F16", 2),
+        (StoreDtype::BF16, "BF16", 2),
+    ] {
         let bytes = model_bytes(&p, dtype, &info()).unwrap();
         let (n, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         let m = meta.metadata().clone().unwrap();
@@ -94,7 +107,10 @@ fn bad_metadata_is_refused() {
     assert!(model_bytes(&p, StoreDtype::F32, &i).is_err());
     let mut bad = p.clone();
     bad.data_mut(0)[0] = f32::NAN;
-    let path = std::env::temp_dir().join(format!("unet-export-nan-{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "unet-export-nan-{}.safetensors",
+        std::process::id()
+    ));
     assert!(write_model(&path, &bad, StoreDtype::F32, &info()).is_err());
     assert!(!path.exists());
 }
@@ -110,21 +126,42 @@ fn unet_core_loads_and_agrees() {
     let bytes = std::fs::read(&path).unwrap();
     let model = Model::from_safetensors(&bytes).unwrap();
     assert_eq!(model.config(), &cfg());
-    assert_eq!(model.normalization(), Normalization::Percentile { low: 1.0, high: 99.8 });
+    assert_eq!(
+        model.normalization(),
+        Normalization::Percentile {
+            low: 1.0,
+            high: 99.8
+        }
+    );
     assert_eq!(Params::from_model(&model).unwrap(), p);
 
     let (h, w) = (60, 68);
-    let input = ndarray::Array4::from_shape_fn((1, 2, h, w), |(_, c, y, x)| ((c * 31 + y * 7 + x * 3) as f32 * 0.05).sin());
+    let input = ndarray::Array4::from_shape_fn((1, 2, h, w), |(_, c, y, x)| {
+        ((c * 31 + y * 7 + x * 3) as f32 * 0.05).sin()
+    });
     let be = CpuBackend::new(p.clone(), Optimizer::new(OptimizerKind::adam(), 0.0, &p));
     let ours = be.forward(input.view()).unwrap();
     let plan = model.plan(h, w).unwrap();
     let mut scratch = vec![0.0f32; plan.scratch_len()];
     let mut out = vec![0.0f32; plan.output_len()];
-    model.forward(&plan, input.as_slice().unwrap(), &mut scratch, Output::Logits(&mut out)).unwrap();
+    model
+        .forward(
+            &plan,
+            input.as_slice().unwrap(),
+            &mut scratch,
+            Output::Logits(&mut out),
+        )
+        .unwrap();
     assert_eq!(ours.len(), out.len());
     let max = out.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = ours.iter().zip(&out).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(max > 0.0 && err <= 1e-4 * max, "max err {err}, max |logit| {max}");
+    let err = ours
+        .iter()
+        .zip(&out)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        max > 0.0 && err <= 1e-4 * max,
+        "max err {err}, max |logit| {max}"
+    );
 
     // f16: the stored weights are the f16-rounded parameters, exactly.
     write_model(&path, &p, StoreDtype::F16, &info()).unwrap();
