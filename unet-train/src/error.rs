@@ -6,9 +6,10 @@ use std::path::PathBuf;
 /// What went wrong while training, exporting or resuming.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// unet-core refused something (a config, a tile size, a model file).
+    /// unet-core refused something (a config, a tile size, a model file). Boxed: the core
+    /// error carries two shapes and would make every `Result` of the trainer large.
     #[error(transparent)]
-    Core(#[from] unet_core::Error),
+    Core(Box<unet_core::Error>),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -39,6 +40,12 @@ pub enum TrainError {
         /// The loss value.
         loss: f64,
     },
+}
+
+impl From<unet_core::Error> for TrainError {
+    fn from(e: unet_core::Error) -> Self {
+        TrainError::Core(Box::new(e))
+    }
 }
 
 impl TrainError {

@@ -12,6 +12,7 @@
 
 pub mod atomic_write;
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod error;
 pub mod export;

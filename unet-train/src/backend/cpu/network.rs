@@ -36,7 +36,7 @@ pub struct Activations {
     dec_out: Vec<Array3<f32>>,
 }
 
-fn param<'p>(p: &'p Params, id: ParamId) -> Result<&'p [f32]> {
+fn param(p: &Params, id: ParamId) -> Result<&[f32]> {
     p.get(id).ok_or_else(|| {
         TrainError::invalid(format!("parameter {id} is not part of this architecture"))
     })
@@ -233,6 +233,7 @@ pub fn backward(
         .collect();
 
     // Decoder, from level 0 (fed by the head) down to level L−2; `d` is ∂E/∂dec_out[i].
+    #[allow(clippy::needless_range_loop)] // `i` indexes five per-level arrays
     for i in 0..l - 1 {
         relu_backward(&mut d, &a.dec_out[i]);
         let k2 = index(&cfg, dec(i, 2, false))?;
