@@ -84,5 +84,6 @@ pub fn time_steps(config: &Config, tile: usize, batch: usize, steps: usize) -> R
         step_secs: secs,
         output: (oh, ow),
         params: n,
+        step_flops,
     })
 }
