@@ -44,7 +44,7 @@ def parse(text, d):
             d[" ".join(parts[:-1]) if len(parts) > 1 else parts[0]] = parts[-1]
 parse(sys.argv[1], fw); parse(sys.argv[2], host)
 ok = True
-for k in sorted((set(fw) | set(host)) - {"scratch_bytes"}):  # scratch may differ per target kernel
+for k in sorted((set(fw) | set(host)) - {"scratch_bytes", "stack_peak_bytes"}):  # target-specific figures
     a, b = fw.get(k), host.get(k)
     if isinstance(a, float) and isinstance(b, float):
         # f32 on both sides; the host may use FMA kernels: allow 1e-4 relative.

@@ -30,8 +30,8 @@ impl DType {
             b"F16" => DType::F16,
             b"BF16" => DType::BF16,
             b"F64" | b"I64" | b"U64" | b"I32" | b"U32" | b"I16" | b"U16" | b"I8" | b"U8"
-            | b"BOOL" | b"F8_E4M3" | b"F8_E5M2" | b"F8_E8M0" | b"F4" | b"F6_E2M3" | b"F6_E3M2"
-            | b"C64" => DType::Other,
+            | b"BOOL" | b"F8_E4M3" | b"F8_E5M2" | b"F8_E8M0" | b"F8_E4M3FNUZ" | b"F8_E5M2FNUZ"
+            | b"F4" | b"F6_E2M3" | b"F6_E3M2" | b"C64" => DType::Other,
             _ => return None,
         })
     }

@@ -9,6 +9,9 @@
 
 use core::panic::PanicInfo;
 
+// Linked for its single-core `critical-section` implementation (semihosting output uses it).
+use cortex_m as _;
+
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use unet_core::{Model, Output};
@@ -32,8 +35,46 @@ fn fail(what: &str, e: unet_core::Error) -> ! {
     loop {}
 }
 
+/// Bytes below the stack pointer painted before the run to measure the peak stack use.
+const STACK_PROBE: usize = 64 * 1024;
+const PAINT: u32 = 0xdead_beef;
+
+/// Fills `STACK_PROBE` bytes below the current stack pointer with [`PAINT`] and returns the
+/// lowest painted address.
+#[inline(never)]
+fn paint_stack() -> *mut u32 {
+    let sp = cortex_m::register::msp::read() as usize;
+    // Leave 256 bytes under the SP for this function's own frame.
+    let top = (sp - 256) & !3;
+    let bottom = top - STACK_PROBE;
+    let mut p = bottom as *mut u32;
+    while (p as usize) < top {
+        // SAFETY: [bottom, top) lies in RAM (memory.x: 4 MiB at 0x2000_0000, the stack starts
+        // at its end and the statics use < 1 MiB at its start) below every live stack frame.
+        unsafe {
+            p.write_volatile(PAINT);
+            p = p.add(1);
+        }
+    }
+    bottom as *mut u32
+}
+
+/// Peak stack bytes used since [`paint_stack`]: from the SP at painting to the lowest word
+/// that no longer holds the paint.
+fn stack_peak(bottom: *mut u32, sp_at_paint: usize) -> usize {
+    let mut p = bottom;
+    // SAFETY: same region as painted; reads only.
+    while unsafe { p.read_volatile() } == PAINT && (p as usize) < sp_at_paint {
+        // SAFETY: stays inside the painted region (bounded by `sp_at_paint`).
+        p = unsafe { p.add(1) };
+    }
+    sp_at_paint - p as usize
+}
+
 #[entry]
 fn main() -> ! {
+    let sp_at_paint = cortex_m::register::msp::read() as usize;
+    let painted = paint_stack();
     // SAFETY: `main` runs once, on the only core, with interrupts that never touch these
     // buffers; these are the only references to them for the whole program.
     let (scratch, input, probs, labels) = unsafe {
@@ -56,9 +97,11 @@ fn main() -> ! {
         .forward(&plan, input, scratch, Output::Probabilities(probs))
         .unwrap_or_else(|e| fail("forward probabilities", e));
 
+    let stack = stack_peak(painted, sp_at_paint);
     hprintln!("unet-report v1");
     hprintln!("tile {}x{} -> {}x{}", TILE, TILE, OUT_H, OUT_W);
     hprintln!("scratch_bytes {}", plan.scratch_bytes());
+    hprintln!("stack_peak_bytes {}", stack);
     let mut counts = [0usize; CLASSES];
     let mut fnv: u32 = 0x811c_9dc5;
     for &l in labels.iter() {
@@ -72,7 +115,13 @@ fn main() -> ! {
     for c in 0..CLASSES {
         let p = &probs[c * OUT_H * OUT_W..(c + 1) * OUT_H * OUT_W];
         let sum: f32 = p.iter().sum();
-        hprintln!("class {} prob_sum {} prob_first {} prob_last {}", c, sum, p[0], p[p.len() - 1]);
+        hprintln!(
+            "class {} prob_sum {} prob_first {} prob_last {}",
+            c,
+            sum,
+            p[0],
+            p[p.len() - 1]
+        );
     }
     debug::exit(debug::EXIT_SUCCESS);
     loop {}
