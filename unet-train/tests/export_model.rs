@@ -116,7 +116,6 @@ fn bad_metadata_is_refused() {
 }
 
 #[test]
-#[ignore = "needs unet-core's safetensors reader (reader helper); passes against its work in progress — un-ignore once it is on main"]
 fn unet_core_loads_and_agrees() {
     let p = params();
     let dir = std::env::temp_dir().join(format!("unet-export-{}", std::process::id()));

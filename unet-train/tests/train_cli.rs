@@ -42,6 +42,7 @@ fn info_prints_metadata_and_tensors() {
     assert!(s.contains("loss_w0 = 10"), "{s}");
     assert!(s.contains("tensors: 16"), "{s}");
     assert!(s.contains("F16"), "{s}");
+    assert!(s.contains("unet-core: valid model; halo 0 px"), "{s}");
     let missing = bin()
         .args(["info", dir.join("nope").to_str().unwrap()])
         .output()
