@@ -20,6 +20,7 @@ pub mod init;
 pub mod loss;
 pub mod optim;
 pub mod params;
+pub mod predict;
 pub mod schedule;
 pub mod train;
 
