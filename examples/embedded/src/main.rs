@@ -32,7 +32,9 @@ static mut LABELS: [u8; OUT_H * OUT_W] = [0; OUT_H * OUT_W];
 fn fail(what: &str, e: unet_core::Error) -> ! {
     hprintln!("error: {}: {}", what, e);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 /// Bytes below the stack pointer painted before the run to measure the peak stack use.
@@ -124,12 +126,16 @@ fn main() -> ! {
         );
     }
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     hprintln!("panic: {}", info);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
