@@ -16,6 +16,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod error;
 pub mod export;
+pub mod image_out;
 pub mod init;
 pub mod loss;
 pub mod optim;
