@@ -17,6 +17,28 @@ use super::gemm::{sgemm, Mat, MatMut};
 /// Largest im2col block (f32 elements, 64 MiB) the convolutions allocate at once.
 pub const COL_BLOCK: usize = 1 << 24;
 
+thread_local! {
+    /// Per-thread im2col buffers, reused across calls so that large column blocks are not
+    /// allocated (and page-faulted in) for every convolution. Taken out of the cell while in use
+    /// (a nested call on the same thread, e.g. through rayon work stealing, finds it empty and
+    /// allocates its own), put back afterwards.
+    static COLS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static DCOLS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer of at least `n` elements from `cell` (contents unspecified).
+fn take_buf(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<f32>>>, n: usize) -> Vec<f32> {
+    let mut v = cell.with(|c| c.take());
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    v
+}
+
+fn put_buf(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<f32>>>, v: Vec<f32>) {
+    cell.with(|c| c.set(v));
+}
+
 /// Pixels of padding on each side: 0 (valid) or 1 (same).
 pub fn pad_of(padding: Padding) -> usize {
     match padding {
@@ -150,12 +172,12 @@ pub fn conv3x3_forward(
     let plane = s.oh * s.ow;
     let o = out.as_slice_mut().expect("fresh array is contiguous");
     let rb = s.block_rows();
-    let mut cols = vec![0.0f32; cin * 9 * rb * s.ow];
+    let mut cols_buf = take_buf(&COLS, cin * 9 * rb * s.ow);
     let mut y0 = 0;
     while y0 < s.oh {
         let rows = rb.min(s.oh - y0);
         let nb = rows * s.ow;
-        let cols = &mut cols[..cin * 9 * nb];
+        let cols = &mut cols_buf[..cin * 9 * nb];
         im2col(&xs, &s, y0, rows, cols);
         let c = MatMut {
             data: &mut o[y0 * s.ow..],
@@ -173,6 +195,7 @@ pub fn conv3x3_forward(
         );
         y0 += rows;
     }
+    put_buf(&COLS, cols_buf);
     bias_act(o, b, plane, relu);
     out
 }
@@ -228,9 +251,9 @@ pub fn conv3x3_backward(
     }
     let mut dx = need_dx.then(|| Array3::<f32>::zeros((cin, h, wd)));
     let rb = s.block_rows();
-    let mut cols = vec![0.0f32; cin * 9 * rb * s.ow];
+    let mut cols_buf = take_buf(&COLS, cin * 9 * rb * s.ow);
     let mut dcols = if need_dx {
-        vec![0.0f32; cin * 9 * rb * s.ow]
+        take_buf(&DCOLS, cin * 9 * rb * s.ow)
     } else {
         Vec::new()
     };
@@ -238,7 +261,7 @@ pub fn conv3x3_backward(
     while y0 < s.oh {
         let rows = rb.min(s.oh - y0);
         let nb = rows * s.ow;
-        let cols = &mut cols[..cin * 9 * nb];
+        let cols = &mut cols_buf[..cin * 9 * nb];
         im2col(&xs, &s, y0, rows, cols);
         let dyb = Mat {
             data: &dys[y0 * s.ow..],
@@ -272,6 +295,10 @@ pub fn conv3x3_backward(
             );
         }
         y0 += rows;
+    }
+    put_buf(&COLS, cols_buf);
+    if need_dx {
+        put_buf(&DCOLS, dcols);
     }
     dx
 }
