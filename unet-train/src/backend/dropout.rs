@@ -1,10 +1,13 @@
 //! Inverted-dropout masks for the bottom of the network, a pure function of
 //! `(seed, step, sample index)` so that resumed runs and data-parallel shards draw the same masks.
 //!
-//! The mask of a batch is drawn from `ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SALT)` with
-//! stream `step`, sample after sample, each in row-major order: an element is dropped (0) if a
-//! uniform `f32` in `[0, 1)` is `< p`, and kept as `1/(1 − p)` otherwise, so the expected
-//! activation is unchanged and evaluation needs no rescaling.
+//! The mask of sample `i` of a step's batch (its index in the *whole* batch, so a data-parallel
+//! shard starting at sample `first` draws the same masks as the full batch) is drawn from
+//! `ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SALT)` with stream `step` and word position
+//! `i · 2^40`, in row-major order: an element is dropped (0) if a uniform `f32` in `[0, 1)` is
+//! `< p`, and kept as `1/(1 − p)` otherwise, so the expected activation is unchanged and
+//! evaluation needs no rescaling. (A mask has far fewer than 2^40 elements, so the windows of
+//! different samples never overlap.)
 
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
@@ -17,9 +20,11 @@ use crate::error::{Result, TrainError};
 /// derived from the same seed.
 pub const DROPOUT_SALT: u64 = 0xD50F_0A7E_5EED_0001;
 
-/// `batch` masks of shape `(c, h, w)`; `None` if `p == 0`. Errors unless `0 ≤ p < 1`.
+/// Masks of shape `(c, h, w)` for samples `first..first + batch`; `None` if `p == 0`. Errors
+/// unless `0 ≤ p < 1`.
 pub fn masks(
     d: &Dropout,
+    first: usize,
     batch: usize,
     shape: (usize, usize, usize),
 ) -> Result<Option<Vec<Array3<f32>>>> {
@@ -32,12 +37,13 @@ pub fn masks(
     if d.p == 0.0 {
         return Ok(None);
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(d.seed ^ DROPOUT_SALT);
-    rng.set_stream(d.step);
     let keep = 1.0 / (1.0 - d.p);
     Ok(Some(
-        (0..batch)
-            .map(|_| {
+        (first..first + batch)
+            .map(|i| {
+                let mut rng = ChaCha8Rng::seed_from_u64(d.seed ^ DROPOUT_SALT);
+                rng.set_stream(d.step);
+                rng.set_word_pos((i as u128) << 40);
                 Array3::from_shape_simple_fn(shape, || {
                     if rng.random::<f32>() < d.p {
                         0.0
@@ -61,10 +67,14 @@ mod tests {
             seed: 3,
             step: 9,
         };
-        let a = masks(&d, 2, (4, 8, 8)).unwrap().unwrap();
-        let b = masks(&d, 2, (4, 8, 8)).unwrap().unwrap();
+        let a = masks(&d, 0, 2, (4, 8, 8)).unwrap().unwrap();
+        let b = masks(&d, 0, 2, (4, 8, 8)).unwrap().unwrap();
         assert_eq!(a, b);
-        let c = masks(&Dropout { step: 10, ..d }, 2, (4, 8, 8))
+        // A shard starting at sample 1 draws sample 1's mask.
+        let shard = masks(&d, 1, 1, (4, 8, 8)).unwrap().unwrap();
+        assert_eq!(shard[0], a[1]);
+        assert_ne!(a[0], a[1]);
+        let c = masks(&Dropout { step: 10, ..d }, 0, 2, (4, 8, 8))
             .unwrap()
             .unwrap();
         assert_ne!(a, c);
@@ -78,9 +88,9 @@ mod tests {
             .iter()
             .flat_map(|m| m.iter())
             .all(|&v| v == 0.0 || v == 2.0));
-        assert!(masks(&Dropout { p: 0.0, ..d }, 2, (1, 2, 2))
+        assert!(masks(&Dropout { p: 0.0, ..d }, 0, 2, (1, 2, 2))
             .unwrap()
             .is_none());
-        assert!(masks(&Dropout { p: 1.0, ..d }, 2, (1, 2, 2)).is_err());
+        assert!(masks(&Dropout { p: 1.0, ..d }, 0, 2, (1, 2, 2)).is_err());
     }
 }

@@ -80,6 +80,16 @@ pub struct Dropout {
     pub step: u64,
 }
 
+/// Where a shard sits in the whole batch of a data-parallel step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shard {
+    /// Index of the shard's first sample in the whole batch.
+    pub first_sample: usize,
+    /// The whole batch's loss denominator `D` ([`crate::loss::denominator`]); 0 gives a zero
+    /// loss and gradient.
+    pub denominator: f64,
+}
+
 /// What one gradient computation measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepStats {
@@ -110,6 +120,26 @@ pub trait Backend: Send {
         &mut self,
         batch: &BatchView<'_>,
         norm: LossNorm,
+        dropout: Option<Dropout>,
+    ) -> Result<StepStats> {
+        let denominator = crate::loss::denominator(batch.weight, norm)?;
+        self.compute_shard_gradients(
+            batch,
+            Shard {
+                first_sample: 0,
+                denominator,
+            },
+            dropout,
+        )
+    }
+    /// As [`Backend::compute_gradients`] for one shard of a larger batch (data parallelism):
+    /// the loss is divided by the whole batch's `shard.denominator`, and dropout masks are those
+    /// of samples `shard.first_sample..`. Summing the shards' gradients gives the whole batch's.
+    /// `StepStats::loss` is this shard's share of the batch loss.
+    fn compute_shard_gradients(
+        &mut self,
+        batch: &BatchView<'_>,
+        shard: Shard,
         dropout: Option<Dropout>,
     ) -> Result<StepStats>;
     /// A host copy of the last gradients (zeros before the first computation).

@@ -17,9 +17,9 @@ use ndarray::{Array4, ArrayView4, Axis};
 use rayon::prelude::*;
 use unet_core::Config;
 
-use super::{dropout, Backend, BatchView, Dropout, StepStats};
+use super::{dropout, Backend, BatchView, Dropout, Shard, StepStats};
 use crate::error::{Result, TrainError};
-use crate::loss::{self, LossNorm};
+use crate::loss;
 use crate::optim::{OptimState, Optimizer};
 use crate::params::Params;
 
@@ -91,16 +91,21 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
-    fn compute_gradients(
+    fn compute_shard_gradients(
         &mut self,
         batch: &BatchView<'_>,
-        norm: LossNorm,
+        shard: Shard,
         dropout: Option<Dropout>,
     ) -> Result<StepStats> {
         let cfg = self.config();
         batch.validate(&cfg)?;
         let b = batch.input.dim().0;
-        let denom = loss::denominator(batch.weight, norm)?;
+        let denom = shard.denominator;
+        if !(denom.is_finite() && denom >= 0.0) {
+            return Err(TrainError::invalid(format!(
+                "loss denominator {denom} must be finite and >= 0"
+            )));
+        }
         let scale = if denom > 0.0 { 1.0 / denom } else { 0.0 };
         let masks = match dropout {
             Some(d) => {
@@ -108,7 +113,7 @@ impl Backend for CpuBackend {
                 let (sh, sw) = network::sizes(&cfg, h, w)?;
                 let l = cfg.levels - 1;
                 let c = cfg.channels(l).ok_or(unet_core::Error::Overflow)?;
-                dropout::masks(&d, b, (c, sh.enc_out[l], sw.enc_out[l]))?
+                dropout::masks(&d, shard.first_sample, b, (c, sh.enc_out[l], sw.enc_out[l]))?
             }
             None => None,
         };
