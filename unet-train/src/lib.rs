@@ -23,6 +23,7 @@ pub mod optim;
 pub mod params;
 pub mod predict;
 pub mod schedule;
+pub mod session;
 pub mod train;
 
 pub use error::{Result, TrainError};
