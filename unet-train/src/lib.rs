@@ -6,8 +6,10 @@
 //! Network side: [`params`] (tensors in file order), [`init`] (He), [`backend`] (the `Backend`
 //! seam and the CPU backend with explicit forward/backward), [`loss`] (weighted soft-max
 //! cross-entropy), [`optim`] (SGD with momentum, Adam), [`schedule`] (learning-rate schedules),
-//! [`export`] (safetensors model files), [`checkpoint`] (resumable training state), [`train`]
-//! (the loop).
+//! [`export`] (safetensors model files), [`checkpoint`] (resumable training state),
+//! [`atomic_write`] (crash-safe file replacement), [`train`] (the loop), [`session`] (building
+//! a fresh or resumed trainer), [`predict`] (overlap-tile whole-image prediction),
+//! [`image_out`] (label/probability/overlay images), [`bench`] (step timing).
 #![deny(missing_docs)]
 
 pub mod atomic_write;
