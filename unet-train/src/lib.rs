@@ -9,7 +9,7 @@
 //! [`export`] (safetensors model files), [`checkpoint`] (resumable training state),
 //! [`atomic_write`] (crash-safe file replacement), [`train`] (the loop), [`session`] (building
 //! a fresh or resumed trainer), [`predict`] (overlap-tile whole-image prediction),
-//! [`image_out`] (label/probability/overlay images), [`bench`] (step timing).
+//! [`image_out`] (label/probability/overlay images), [`mod@bench`] (step timing).
 #![deny(missing_docs)]
 
 pub mod atomic_write;
