@@ -110,13 +110,26 @@ fn info(path: &PathBuf) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let batch = match &cli.cmd {
+        Cmd::Bench { batch, .. } => *batch,
+        _ => 1,
+    };
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        eprintln!("error: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    // Two levels of parallelism compete for the cores: samples of a batch (rayon) and the
+    // inside of each GEMM (matrixmultiply). With at least as many samples as threads, the
+    // samples alone keep every core busy and threaded GEMMs would only oversubscribe them.
+    // Read by matrixmultiply at its first GEMM; nothing has run yet and no other thread exists.
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() || cli.threads.is_some() {
+        let gemm = if batch >= threads { 1 } else { threads };
+        std::env::set_var("MATMUL_NUM_THREADS", gemm.to_string());
+    }
     if let Some(n) = cli.threads {
-        if n == 0 {
-            eprintln!("error: --threads must be at least 1");
-            return ExitCode::from(2);
-        }
-        // Read by matrixmultiply at its first GEMM; nothing has run yet and no other thread exists.
-        std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
