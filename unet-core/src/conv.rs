@@ -5,8 +5,20 @@
 //! Layout: a map with `c` channels of `h × w` pixels stores `(ch, y, x)` at `(ch·h + y)·w + x`.
 //! Weights are read straight from the model bytes through [`TensorView`] (any dtype, any
 //! alignment).
+//!
+//! Both convolutions are products computed by [`crate::gemm`] inside the caller's `pack`
+//! scratch:
+//! - [`conv3x3`]: `M = C_out`, `K = C_in·9`, `N = out_h·out_w`; A is the weight tensor
+//!   `[C_out, C_in·9]` as stored; B is the im2col matrix of the input, which is never
+//!   materialised: it is generated panel by panel while packing ([`Im2col`]), straight from the
+//!   one or two (cropped) input maps, with zeros outside the window for 'same' padding.
+//! - [`up2x2`]: `M = C_out·4` (rows `(co, i, j)`), `K = C_in`, `N = in_h·in_w`; A is the
+//!   transpose of the stored `[C_in, C_out·4]` weights, B is the input map itself, and the
+//!   destination scatters row `(co, i, j)`, column `(y, x)` to `out[co, 2y+i, 2x+j]`.
 
 use crate::arch::Padding;
+use crate::error::Error;
+use crate::gemm::{self, Dest, Epilogue, Kernel, MatMut, MatRef, PackB, WeightMatrix};
 use crate::tensor::TensorView;
 
 /// A read-only CHW feature map. `data.len() >= c·h·w`.
@@ -96,23 +108,30 @@ impl<'s> ConvInput<'s> {
 }
 
 /// Scratch (f32 elements) that [`conv3x3`] needs for an output of `c_out` channels over
-/// `out_h × out_w` pixels from `c_in` input channels.
-pub fn conv3x3_pack_len(_c_out: usize, _c_in: usize, _out_h: usize, _out_w: usize) -> usize {
-    0
+/// `out_h × out_w` pixels from `c_in` input channels (any kernel of this target). Bounded by the
+/// GEMM blocking (about 1.1 M elements) and by the layer's own size; never overflows.
+pub fn conv3x3_pack_len(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> usize {
+    gemm::pack_len(c_out, out_h.saturating_mul(out_w), c_in.saturating_mul(9))
 }
 
-/// Scratch (f32 elements) that [`up2x2`] needs.
-pub fn up2x2_pack_len(_c_out: usize, _c_in: usize, _in_h: usize, _in_w: usize) -> usize {
-    0
+/// Scratch (f32 elements) that [`up2x2`] needs for `c_out` output channels from a `c_in ×
+/// in_h × in_w` input (any kernel of this target). Never overflows.
+pub fn up2x2_pack_len(c_out: usize, c_in: usize, in_h: usize, in_w: usize) -> usize {
+    gemm::pack_len(c_out.saturating_mul(4), in_h.saturating_mul(in_w), c_in)
 }
 
 /// 3×3 stride-1 convolution: `out[co, y, x] = b[co] + Σ_ci Σ_i Σ_j in[ci, y+i−p, x+j−p] ·
 /// w[co, ci, i, j]`, with `p = 0` (valid) or `p = 1` (same, zeros outside the window), then
-/// ReLU if `relu`.
+/// ReLU if `relu` (negatives to 0, NaN kept).
 ///
 /// Shapes: `w` is `[out.c, input.channels(), 3, 3]`, `b` is `[out.c]`; the output is
 /// `(input.h − 2) × (input.w − 2)` for valid and `input.h × input.w` for same. `pack` is scratch
-/// of at least [`conv3x3_pack_len`] elements; its contents on return are unspecified.
+/// of at least [`conv3x3_pack_len`] elements; its contents on return are unspecified. Uses
+/// [`Kernel::best`].
+///
+/// # Panics
+/// Only outside that contract (the checks of [`conv3x3_with`] fail); see there for a
+/// fallible version.
 pub fn conv3x3(
     w: &TensorView<'_>,
     b: &TensorView<'_>,
@@ -120,34 +139,173 @@ pub fn conv3x3(
     padding: Padding,
     relu: bool,
     out: MapMut<'_>,
-    _pack: &mut [f32],
+    pack: &mut [f32],
 ) {
-    let cin = input.channels();
-    let p = match padding {
-        Padding::Valid => 0isize,
+    if let Err(e) = conv3x3_with(Kernel::best(), w, b, input, padding, relu, out, pack) {
+        panic!("conv3x3 called outside its contract: {e}");
+    }
+}
+
+/// [`conv3x3`] with an explicit micro-kernel, checking every size first.
+///
+/// Errors ([`Error::InvalidArgument`] / [`Error::BufferTooSmall`] / [`Error::Overflow`]), with
+/// nothing written: a part's window leaves its map or its data is short; the output size does
+/// not match the padding; `w` does not have exactly `out.c · channels · 9` elements; `b` has
+/// fewer than `out.c`; `out.data` or `pack` is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_with(
+    kernel: Kernel,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: &ConvInput<'_>,
+    padding: Padding,
+    relu: bool,
+    out: MapMut<'_>,
+    pack: &mut [f32],
+) -> Result<(), Error> {
+    let bad = |what| Err(Error::InvalidArgument { what });
+    let pad = match padding {
+        Padding::Valid => 0,
         Padding::Same => 1,
     };
-    for co in 0..out.c {
-        for y in 0..out.h {
-            for x in 0..out.w {
-                let mut acc = b.get(co);
-                for ci in 0..cin {
-                    for i in 0..3 {
-                        let yy = y as isize + i as isize - p;
-                        if yy < 0 || yy >= input.h as isize {
-                            continue;
-                        }
-                        for j in 0..3 {
-                            let xx = x as isize + j as isize - p;
-                            if xx < 0 || xx >= input.w as isize {
-                                continue;
-                            }
-                            acc += input.at(ci, yy as usize, xx as usize)
-                                * w.get(((co * cin + ci) * 3 + i) * 3 + j);
+    for p in input.parts.iter().flatten() {
+        let m = &p.map;
+        if m.data.len()
+            < m.c
+                .checked_mul(m.h)
+                .and_then(|v| v.checked_mul(m.w))
+                .ok_or(Error::Overflow)?
+        {
+            return bad("conv3x3: input map data shorter than c·h·w");
+        }
+        if p.off_y.checked_add(input.h).is_none_or(|e| e > m.h)
+            || p.off_x.checked_add(input.w).is_none_or(|e| e > m.w)
+        {
+            return bad("conv3x3: input window leaves its map");
+        }
+    }
+    let expect = |s: usize| if pad == 1 { Some(s) } else { s.checked_sub(2) };
+    if expect(input.h) != Some(out.h) || expect(input.w) != Some(out.w) {
+        return bad("conv3x3: output size does not match input size and padding");
+    }
+    let cin = input.channels();
+    let k = cin.checked_mul(9).ok_or(Error::Overflow)?;
+    let n = out.h.checked_mul(out.w).ok_or(Error::Overflow)?;
+    if out.c.checked_mul(k) != Some(w.len()) {
+        return bad("conv3x3: weights are not [c_out, c_in, 3, 3]");
+    }
+    if b.len() < out.c {
+        return bad("conv3x3: bias shorter than c_out");
+    }
+    let a = WeightMatrix::new(*w, out.c, k, k, 1).ok_or(Error::Overflow)?;
+    let im2col = Im2col {
+        input,
+        pad,
+        out_h: out.h,
+        out_w: out.w,
+    };
+    let epilogue = Epilogue::new(Some(*b), 1, relu);
+    let needed = out.c.checked_mul(n).ok_or(Error::Overflow)?;
+    let got = out.data.len();
+    let mut dest = MatMut::new(out.data, out.c, n, n, epilogue).ok_or(Error::BufferTooSmall {
+        buffer: "conv3x3 output",
+        needed,
+        got,
+    })?;
+    gemm::gemm(kernel, &a, &im2col, &mut dest, 0..n, pack)
+}
+
+/// Most columns a micro-panel of B can have (the widest kernel's NR).
+const MAX_NR: usize = 16;
+
+/// The im2col matrix of a [`ConvInput`], generated while packing: row `ci·9 + 3i + j`, column
+/// `y·out_w + x` is `in[ci, y + i − pad, x + j − pad]` (0 outside the window). Sizes were
+/// checked by [`conv3x3_with`].
+struct Im2col<'a, 's> {
+    input: &'a ConvInput<'s>,
+    pad: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl Im2col<'_, '_> {
+    /// Channel `ci` of the concatenated input: its plane, the plane's width and the window origin.
+    #[inline]
+    fn plane(&self, mut ci: usize) -> (&[f32], usize, usize, usize) {
+        for p in self.input.parts.iter().flatten() {
+            let m = &p.map;
+            if ci < m.c {
+                let len = m.h * m.w;
+                return (&m.data[ci * len..(ci + 1) * len], m.w, p.off_y, p.off_x);
+            }
+            ci -= m.c;
+        }
+        (&[], 0, 0, 0)
+    }
+}
+
+impl PackB for Im2col<'_, '_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.input.channels() * 9, self.out_h * self.out_w)
+    }
+
+    fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        let (ih, iw, ow, pad) = (self.input.h, self.input.w, self.out_w, self.pad);
+        for (s, panel) in dst
+            .chunks_exact_mut(kc * nr)
+            .take(nc.div_ceil(nr))
+            .enumerate()
+        {
+            let c0 = n0 + s * nr;
+            let cnt = nr.min(n0 + nc - c0).min(MAX_NR);
+            // The panel's columns as runs along output rows: (first column, length, y, x).
+            let mut segs = [(0usize, 0usize, 0usize, 0usize); MAX_NR];
+            let mut nseg = 0;
+            let (mut y, mut x, mut c) = (c0 / ow, c0 % ow, 0);
+            while c < cnt {
+                let len = (cnt - c).min(ow - x);
+                segs[nseg] = (c, len, y, x);
+                nseg += 1;
+                c += len;
+                x = 0;
+                y += 1;
+            }
+            let segs = &segs[..nseg];
+            let (mut ci, mut ij) = (k0 / 9, k0 % 9);
+            let mut plane = self.plane(ci);
+            for row in panel.chunks_exact_mut(nr) {
+                let (i, j) = (ij / 3, ij % 3);
+                let (data, mw, off_y, off_x) = plane;
+                for &(c, len, y, x) in segs {
+                    let d = &mut row[c..c + len];
+                    // Padded coordinates: input row `yy − pad`, columns `xs − pad ..`.
+                    let (yy, xs) = (y + i, x + j);
+                    if yy < pad || yy - pad >= ih {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let start = (yy - pad + off_y) * mw + off_x;
+                    let src = &data[start..start + iw];
+                    if xs >= pad && xs - pad + len <= iw {
+                        d.copy_from_slice(&src[xs - pad..xs - pad + len]);
+                    } else {
+                        for (t, v) in d.iter_mut().enumerate() {
+                            let xx = xs + t;
+                            *v = if xx >= pad && xx - pad < iw {
+                                src[xx - pad]
+                            } else {
+                                0.0
+                            };
                         }
                     }
                 }
-                out.data[(co * out.h + y) * out.w + x] = if relu { acc.max(0.0) } else { acc };
+                row[cnt..].fill(0.0);
+                ij += 1;
+                if ij == 9 {
+                    ij = 0;
+                    ci += 1;
+                    plane = self.plane(ci);
+                }
             }
         }
     }
@@ -156,28 +314,115 @@ pub fn conv3x3(
 /// 2×2 stride-2 transposed convolution: `out[co, 2y+i, 2x+j] = b[co] + Σ_ci in[ci, y, x] ·
 /// w[ci, co, i, j]`. Shapes: `w` is `[input.c, out.c, 2, 2]`, `b` is `[out.c]`, `out` is
 /// `2·input.h × 2·input.w`. No activation (as in the paper). `pack`: at least
-/// [`up2x2_pack_len`] elements.
+/// [`up2x2_pack_len`] elements. Uses [`Kernel::best`].
+///
+/// # Panics
+/// Only outside that contract (the checks of [`up2x2_with`] fail).
 pub fn up2x2(
     w: &TensorView<'_>,
     b: &TensorView<'_>,
     input: Map<'_>,
     out: MapMut<'_>,
-    _pack: &mut [f32],
+    pack: &mut [f32],
 ) {
+    if let Err(e) = up2x2_with(Kernel::best(), w, b, input, out, pack) {
+        panic!("up2x2 called outside its contract: {e}");
+    }
+}
+
+/// [`up2x2`] with an explicit micro-kernel, checking every size first (errors as for
+/// [`conv3x3_with`]; nothing is written on error).
+pub fn up2x2_with(
+    kernel: Kernel,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: Map<'_>,
+    out: MapMut<'_>,
+    pack: &mut [f32],
+) -> Result<(), Error> {
+    let bad = |what| Err(Error::InvalidArgument { what });
     let (cin, cout) = (input.c, out.c);
-    for co in 0..cout {
-        for y in 0..input.h {
-            for x in 0..input.w {
-                for i in 0..2 {
-                    for j in 0..2 {
-                        let mut acc = b.get(co);
-                        for ci in 0..cin {
-                            acc += input.data[(ci * input.h + y) * input.w + x]
-                                * w.get(((ci * cout + co) * 2 + i) * 2 + j);
-                        }
-                        out.data[(co * out.h + 2 * y + i) * out.w + 2 * x + j] = acc;
-                    }
+    let n = input.h.checked_mul(input.w).ok_or(Error::Overflow)?;
+    let m = cout.checked_mul(4).ok_or(Error::Overflow)?;
+    if input.h.checked_mul(2) != Some(out.h) || input.w.checked_mul(2) != Some(out.w) {
+        return bad("up2x2: output is not twice the input size");
+    }
+    if cin.checked_mul(m) != Some(w.len()) {
+        return bad("up2x2: weights are not [c_in, c_out, 2, 2]");
+    }
+    if b.len() < cout {
+        return bad("up2x2: bias shorter than c_out");
+    }
+    let needed = m.checked_mul(n).ok_or(Error::Overflow)?;
+    if out.data.len() < needed {
+        return Err(Error::BufferTooSmall {
+            buffer: "up2x2 output",
+            needed,
+            got: out.data.len(),
+        });
+    }
+    let got = input.data.len();
+    let bmat = MatRef::new(input.data, cin, n, n, 1).ok_or(Error::BufferTooSmall {
+        buffer: "up2x2 input",
+        needed: cin.saturating_mul(n),
+        got,
+    })?;
+    let a = WeightMatrix::new(*w, m, cin, 1, m).ok_or(Error::Overflow)?;
+    let mut dest = Up2x2Dest {
+        out,
+        in_w: input.w,
+        n,
+        epilogue: Epilogue::new(Some(*b), 4, false),
+    };
+    gemm::gemm(kernel, &a, &bmat, &mut dest, 0..n, pack)
+}
+
+/// Destination of [`up2x2`]: row `4·co + 2i + j`, column `y·in_w + x` goes to
+/// `out[co, 2y+i, 2x+j]`. Sizes were checked by [`up2x2_with`].
+struct Up2x2Dest<'o, 'b> {
+    out: MapMut<'o>,
+    in_w: usize,
+    n: usize,
+    epilogue: Epilogue<'b>,
+}
+
+impl Dest for Up2x2Dest<'_, '_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.out.c * 4, self.n)
+    }
+
+    fn store(
+        &mut self,
+        m0: usize,
+        n0: usize,
+        rows: usize,
+        cols: usize,
+        tile: &[f32],
+        stride: usize,
+        first: bool,
+        _last: bool,
+    ) {
+        let (oh, ow, iw) = (self.out.h, self.out.w, self.in_w);
+        for r in 0..rows {
+            let row = m0 + r;
+            let (co, i, j) = (row / 4, (row / 2) % 2, row % 2);
+            let bias = if first { self.epilogue.bias(row) } else { 0.0 };
+            let t = &tile[r * stride..r * stride + cols];
+            let (mut y, mut x, mut c) = (n0 / iw, n0 % iw, 0);
+            while c < cols {
+                let len = (cols - c).min(iw - x);
+                let start = (co * oh + 2 * y + i) * ow + 2 * x + j;
+                let dst = self.out.data[start..start + 2 * len - 1]
+                    .iter_mut()
+                    .step_by(2);
+                if first {
+                    dst.zip(&t[c..c + len]).for_each(|(o, &v)| *o = bias + v);
+                } else {
+                    dst.zip(&t[c..c + len]).for_each(|(o, &v)| *o += v);
                 }
+                c += len;
+                x = 0;
+                y += 1;
             }
         }
     }
@@ -186,25 +431,35 @@ pub fn up2x2(
 /// 2×2 stride-2 max-pool: `out[c, y, x] = max(in[c, 2y..2y+2, 2x..2x+2])`; `out` is
 /// `input.h/2 × input.w/2` with the same channels (sizes are even by geometry). NaN in a window
 /// propagates.
+///
+/// # Panics
+/// Only outside that contract (`out` larger than half the input, or a buffer shorter than its
+/// `c·h·w`).
 pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
-    for c in 0..input.c {
-        for y in 0..out.h {
-            for x in 0..out.w {
-                let at = |yy: usize, xx: usize| input.data[(c * input.h + yy) * input.w + xx];
-                let (a, b2) = (at(2 * y, 2 * x), at(2 * y, 2 * x + 1));
-                let (c2, d) = (at(2 * y + 1, 2 * x), at(2 * y + 1, 2 * x + 1));
-                out.data[(c * out.h + y) * out.w + x] = nan_max(nan_max(a, b2), nan_max(c2, d));
+    let (ih, iw, oh, ow) = (input.h, input.w, out.h, out.w);
+    for c in 0..out.c {
+        for y in 0..oh {
+            let r0 = (c * ih + 2 * y) * iw;
+            let r1 = r0 + iw;
+            let top = &input.data[r0..r0 + 2 * ow];
+            let bottom = &input.data[r1..r1 + 2 * ow];
+            let o = &mut out.data[(c * oh + y) * ow..(c * oh + y + 1) * ow];
+            for ((o, a), b) in o
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
             }
         }
     }
 }
 
-/// `max` that returns NaN if either argument is NaN (as PyTorch's max-pool does).
+/// `max` that returns NaN if either argument is NaN (as PyTorch's max-pool does). Branch-free
+/// enough to vectorise: `a ≥ b` is false whenever `b` is NaN, and a NaN `a` is kept explicitly.
 #[inline(always)]
 pub fn nan_max(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b.is_nan() {
-        f32::NAN
-    } else if a >= b {
+    if a >= b || a.is_nan() {
         a
     } else {
         b

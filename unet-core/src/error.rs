@@ -99,7 +99,7 @@ pub enum Error {
     /// The file holds a tensor the architecture does not use (strict loading, as PyTorch's
     /// `load_state_dict(strict=True)`).
     UnexpectedTensor {
-        /// Byte offset of the tensor's name inside the header.
+        /// Byte offset into the file of the opening quote of the tensor's name.
         offset: usize,
     },
     /// A parameter tensor has the wrong shape.
@@ -160,7 +160,7 @@ impl fmt::Display for Error {
             ),
             Error::MissingTensor { param } => write!(f, "tensor '{param}' is missing"),
             Error::UnexpectedTensor { offset } => {
-                write!(f, "the file holds a tensor the architecture does not use (name at header byte {offset})")
+                write!(f, "the file holds a tensor the architecture does not use (its name starts at byte {offset})")
             }
             Error::TensorShape {
                 param,

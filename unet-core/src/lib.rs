@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Modules: [`safetensors`] (the file reader), [`arch`] (parameter names and shapes),
-//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers),
+//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers), [`gemm`] (their packed GEMM),
 //! [`model`] and the forward pass.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
@@ -29,6 +29,7 @@ pub mod arch;
 pub mod conv;
 pub mod error;
 mod forward;
+pub mod gemm;
 pub mod geometry;
 pub mod model;
 pub mod normalize;

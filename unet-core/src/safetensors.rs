@@ -6,7 +6,9 @@
 //! `[8, 8 + N)`: the header, UTF-8 JSON: one object whose values are tensor entries
 //! `{"dtype": "F32", "shape": [2, 3], "data_offsets": [BEGIN, END]}` plus an optional
 //! `"__metadata__"` entry holding an object of string → string (or `null`). JSON whitespace may
-//! surround the object (writers pad the header with spaces to align the data).
+//! surround the object: trailing padding is how writers align the data, and leading whitespace is
+//! accepted too because the crate accepts it on purpose (its README says the header begins with
+//! `{`; its tests require readers to tolerate leading padding).
 //! `[8 + N, len)`: the data buffer. `data_offsets` are relative to its start; the tensors must
 //! cover it exactly, without holes or overlaps (in any header order), and each tensor's byte length
 //! must be `numel × bits(dtype) / 8` (sub-byte dtypes such as `F4` must end on a byte boundary).
@@ -34,9 +36,11 @@
 //! | a dtype written as serde's enum map `{"F32": null}` | `"dtype must be a JSON string"` |
 //! | rank above [`MAX_RANK`] | `"tensor rank exceeds 8"` |
 //!
-//! The limits keep the work bounded without a heap: validation is linear in the header size when
-//! the tensors are listed in offset order (as the crate and PyTorch write them), and at worst
-//! quadratic in the number of tensors (duplicate names; offsets listed out of order).
+//! The limits keep the work bounded without a heap. Without a map or a sort buffer, the
+//! duplicate-name check compares every pair of names (O(tensors × header) byte steps, on a fast
+//! path that skips the already validated entries), and tensors listed out of offset order (legal,
+//! but neither the crate nor PyTorch writes them so) cost a second quadratic pass. Tensors listed
+//! in offset order need no tiling pass. `examples/parse_bench.rs` times typical and worst cases.
 //!
 //! # Cost and memory
 //!
@@ -421,8 +425,6 @@ struct Entry {
     shape: Shape,
     begin: usize,
     end: usize,
-    /// File offset of the `data_offsets` value.
-    offsets_at: usize,
 }
 
 /// A position in the header. `end` is the end of the header; nothing past it is read.
@@ -694,7 +696,6 @@ impl<'a> Cursor<'a> {
             shape,
             begin,
             end,
-            offsets_at,
         })
     }
 
@@ -770,18 +771,14 @@ impl<'a> MetaWalk<'a> {
 
 /// One entry of the header object.
 #[derive(Clone, Copy)]
-enum Item<'a> {
+enum Item {
     /// `"__metadata__"`: position of its key, and of its object (`None` for `null`).
     Metadata {
         key_at: usize,
         object_at: Option<usize>,
     },
     /// A tensor.
-    Tensor {
-        name: JsonStr<'a>,
-        name_at: usize,
-        entry: Entry,
-    },
+    Tensor { name_at: usize, entry: Entry },
 }
 
 /// Walks the entries of the header object (the cursor starts just after its `{`).
@@ -801,7 +798,7 @@ impl<'a> Items<'a> {
         }
     }
 
-    fn next_item(&mut self) -> Result<Option<Item<'a>>, Error> {
+    fn next_item(&mut self) -> Result<Option<Item>, Error> {
         if self.done {
             return Ok(None);
         }
@@ -830,10 +827,167 @@ impl<'a> Items<'a> {
         } else {
             let entry = c.entry()?;
             Ok(Some(Item::Tensor {
-                name: key,
                 name_at: key_at,
                 entry,
             }))
+        }
+    }
+}
+
+/// A tensor entry as skimmed from a validated header: name and offsets only.
+#[derive(Clone, Copy)]
+struct Skimmed<'a> {
+    name: JsonStr<'a>,
+    name_at: usize,
+    /// File offset of the entry object's `{`.
+    value_at: usize,
+    begin: usize,
+    end: usize,
+    offsets_at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Skips a string of a validated header (at its opening quote); returns its raw bytes.
+    fn skip_string(&mut self) -> Option<JsonStr<'a>> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.pos;
+        loop {
+            let rest = self.buf.get(self.pos..self.end)?;
+            let k = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+            self.pos += k;
+            if self.eat(b'"') {
+                let raw = self.buf.get(start..self.pos - 1)?;
+                return Some(JsonStr { raw });
+            }
+            // A backslash: step over it and the escaped byte (a `\uXXXX` tail is plain bytes).
+            self.pos = self.pos.checked_add(2)?.min(self.end);
+        }
+    }
+
+    /// Skips one value of a validated header (string, literal, number, array or object).
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string().map(|_| ()),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.skip_string()?;
+                        }
+                        b'{' | b'[' => {
+                            depth += 1;
+                            self.pos += 1;
+                        }
+                        b'}' | b']' => {
+                            self.pos += 1;
+                            depth = depth.checked_sub(1)?;
+                            if depth == 0 {
+                                return Some(());
+                            }
+                        }
+                        _ => self.pos += 1,
+                    }
+                }
+            }
+            _ => {
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                ) {
+                    self.pos += 1;
+                }
+                Some(())
+            }
+        }
+    }
+
+    /// Reads only the offsets of a validated tensor entry object, leaving the cursor after it.
+    fn skim_entry(&mut self) -> Option<(usize, usize, usize)> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        let mut found = None;
+        loop {
+            self.ws();
+            if self.eat(b'}') {
+                return found;
+            }
+            if self.eat(b',') {
+                continue;
+            }
+            let key = self.skip_string()?;
+            self.ws();
+            if !self.eat(b':') {
+                return None;
+            }
+            self.ws();
+            if key.eq_str("data_offsets") {
+                let at = self.pos;
+                let mut o = [0usize; 2];
+                if self.uint_array(&mut o, "", "").ok()? != 2 {
+                    return None;
+                }
+                found = Some((o[0], o[1], at));
+            } else {
+                self.skip_value()?;
+            }
+        }
+    }
+}
+
+/// Walks the tensor entries of a validated header cheaply, without re-validation: names, entry
+/// positions and (if `offsets`) the data offsets.
+#[derive(Clone, Copy)]
+struct Skim<'a> {
+    cur: Cursor<'a>,
+    offsets: bool,
+}
+
+impl<'a> Iterator for Skim<'a> {
+    type Item = Skimmed<'a>;
+
+    fn next(&mut self) -> Option<Skimmed<'a>> {
+        let c = &mut self.cur;
+        loop {
+            c.ws();
+            if c.eat(b',') {
+                c.ws();
+            }
+            if c.peek() != Some(b'"') {
+                return None; // the closing brace
+            }
+            let name_at = c.pos;
+            let name = c.skip_string()?;
+            c.ws();
+            if !c.eat(b':') {
+                return None;
+            }
+            c.ws();
+            if name.eq_str("__metadata__") {
+                c.skip_value()?;
+                continue;
+            }
+            let value_at = c.pos;
+            let (begin, end, offsets_at) = if self.offsets {
+                c.skim_entry()?
+            } else {
+                // In a validated tensor entry every string decodes to a key or a dtype name, so
+                // the first `}` byte closes it.
+                let rest = c.buf.get(c.pos..c.end)?;
+                c.pos += rest.iter().position(|&b| b == b'}')? + 1;
+                (0, 0, 0)
+            };
+            return Some(Skimmed {
+                name,
+                name_at,
+                value_at,
+                begin,
+                end,
+                offsets_at,
+            });
         }
     }
 }
@@ -935,22 +1089,11 @@ impl<'a> SafeTensors<'a> {
         };
 
         // Pass 2: names are unique (compared decoded).
-        let mut outer = file.items();
-        while let Some(item) = outer.next_item()? {
-            if let Item::Tensor { name, .. } = item {
-                let mut inner = outer;
-                while let Some(later) = inner.next_item()? {
-                    if let Item::Tensor {
-                        name: other,
-                        name_at,
-                        ..
-                    } = later
-                    {
-                        if other == name {
-                            return Err(err("duplicate tensor name", name_at));
-                        }
-                    }
-                }
+        let mut outer = file.skim(false);
+        while let Some(a) = outer.next() {
+            let mut later = outer;
+            if let Some(b) = later.find(|b| b.name == a.name) {
+                return Err(err("duplicate tensor name", b.name_at));
             }
         }
 
@@ -977,46 +1120,48 @@ impl<'a> SafeTensors<'a> {
         Ok(file)
     }
 
-    fn items(&self) -> Items<'a> {
-        Items::new(Cursor {
+    /// Skims the tensors: names and entry positions, plus data offsets if `offsets`.
+    fn skim(&self, offsets: bool) -> Skim<'a> {
+        Skim {
+            cur: Cursor {
+                buf: self.bytes,
+                pos: self.body,
+                end: self.header_end,
+            },
+            offsets,
+        }
+    }
+
+    /// The full entry (for [`TensorInfo`]) of a skimmed tensor.
+    fn full(&self, s: &Skimmed<'a>) -> Option<TensorInfo<'a>> {
+        let mut cur = Cursor {
             buf: self.bytes,
-            pos: self.body,
+            pos: s.value_at,
             end: self.header_end,
-        })
+        };
+        let entry = cur.entry().ok()?;
+        self.info(s.name, s.name_at, &entry)
     }
 
     /// The offsets-out-of-order check of [`SafeTensors::parse`], O(tensors²).
     fn check_tiling(&self) -> Result<(), Error> {
-        let mut outer = self.items();
-        while let Some(item) = outer.next_item()? {
-            let Item::Tensor { entry: a, .. } = item else {
-                continue;
-            };
-            if a.begin > 0 {
-                let mut found = false;
-                let mut scan = self.items();
-                while let Some(other) = scan.next_item()? {
-                    if let Item::Tensor { entry: b, .. } = other {
-                        found |= b.end == a.begin && b.end > b.begin;
-                    }
-                }
-                if !found {
-                    return Err(err(
-                        "tensor data leaves a gap: it does not start where another tensor ends",
-                        a.offsets_at,
-                    ));
+        for a in self.skim(true) {
+            let mut starts_after_another = a.begin == 0;
+            let mut overlap = None;
+            for b in self.skim(true).filter(|b| b.name_at != a.name_at) {
+                starts_after_another |= b.end == a.begin && b.end > b.begin;
+                if overlap.is_none() && a.begin < b.end && b.begin < a.end {
+                    overlap = Some(b.offsets_at);
                 }
             }
-            let mut inner = outer;
-            while let Some(later) = inner.next_item()? {
-                if let Item::Tensor { entry: b, .. } = later {
-                    if a.begin < b.end && b.begin < a.end {
-                        return Err(err(
-                            "tensor data overlaps another tensor's data",
-                            b.offsets_at,
-                        ));
-                    }
-                }
+            if !starts_after_another {
+                return Err(err(
+                    "tensor data leaves a gap: it does not start where another tensor ends",
+                    a.offsets_at,
+                ));
+            }
+            if let Some(at) = overlap {
+                return Err(err("tensor data overlaps another tensor's data", at));
             }
         }
         Ok(())
@@ -1060,13 +1205,14 @@ impl<'a> SafeTensors<'a> {
     pub fn tensors(&self) -> Tensors<'a> {
         Tensors {
             file: *self,
-            items: self.items(),
+            skim: self.skim(false),
         }
     }
 
     /// Looks a tensor up by its decoded name. O(header length).
     pub fn tensor(&self, name: &str) -> Option<TensorInfo<'a>> {
-        self.tensors().find(|t| t.name.eq_str(name))
+        let s = self.skim(false).find(|s| s.name.eq_str(name))?;
+        self.full(&s)
     }
 
     /// Looks a `__metadata__` value up by decoded key (the last one if the key repeats, as the
@@ -1108,27 +1254,16 @@ impl<'a> SafeTensors<'a> {
 #[derive(Clone, Copy)]
 pub struct Tensors<'a> {
     file: SafeTensors<'a>,
-    items: Items<'a>,
+    skim: Skim<'a>,
 }
 
 impl<'a> Iterator for Tensors<'a> {
     type Item = TensorInfo<'a>;
 
     fn next(&mut self) -> Option<TensorInfo<'a>> {
-        loop {
-            // The header was validated, so errors cannot occur; stop rather than panic.
-            match self.items.next_item() {
-                Ok(Some(Item::Tensor {
-                    name,
-                    name_at,
-                    entry,
-                })) => {
-                    return self.file.info(name, name_at, &entry);
-                }
-                Ok(Some(Item::Metadata { .. })) => continue,
-                Ok(None) | Err(_) => return None,
-            }
-        }
+        // The header was validated, so `full` cannot fail; if it did, iteration would end.
+        let s = self.skim.next()?;
+        self.file.full(&s)
     }
 }
 

@@ -78,8 +78,8 @@ pub fn random_model(config: &Config, dtype: DType, seed: u64, normalization: &st
         let dims = shape.dims();
         let is_bias = dims.len() == 1;
         let fan_in = match p {
-            ParamId::Up { .. } => dims[1] * 4,
             _ if is_bias => 1,
+            ParamId::Up { .. } => dims[1] * 4,
             _ => dims[1] * dims[2] * dims[3],
         };
         let std = if is_bias {

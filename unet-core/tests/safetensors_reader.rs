@@ -7,6 +7,8 @@
 //! * random bytes, token soup and mutated valid files never panic, and the reader accepts exactly
 //!   what the crate accepts, except for the deliberate refusals listed in `DELIBERATE`;
 //! * one golden case per error message, with its offset and the crate's verdict.
+// `unet_core::Error` is large by design (see the lib's allow).
+#![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -1512,4 +1514,55 @@ fn empty_file_and_no_metadata() {
     assert_eq!(st.metadata_entries().count(), 0);
     assert!(st.metadata("x").is_none());
     assert_eq!(st.header_len(), 8);
+}
+
+/// Model files written by `unet_core::synth` load as models, read the same in the crate, and
+/// still load when a tensor name is spelled with escapes (lookups compare decoded names).
+#[test]
+fn synth_models_load_and_agree() {
+    use unet_core::{Config, Model, Padding};
+    for (levels, dtype) in [(1, DType::F32), (3, DType::F16), (4, DType::BF16)] {
+        let config = Config {
+            in_channels: 1,
+            num_classes: 2,
+            base_channels: 2,
+            levels,
+            padding: Padding::Valid,
+        };
+        let bytes = unet_core::synth::random_model(&config, dtype, 7, "none");
+        let model = Model::from_safetensors(&bytes).unwrap();
+        assert_eq!(model.weight_dtype(), dtype);
+        assert_eq!(core_view(&bytes).unwrap().0, crate_view(&bytes).unwrap());
+
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let escaped = header.replacen("\"enc.0.conv1.weight\"", "\"enc.0.conv1.w\\u0065ight\"", 1);
+        assert_ne!(escaped, header);
+        let respelled = file(&escaped, &bytes[8 + n..]);
+        let again = Model::from_safetensors(&respelled).unwrap();
+        let p = again.config().param(0).unwrap();
+        let (a, b) = (model.param(p).unwrap(), again.param(p).unwrap());
+        assert_eq!(a.len(), b.len());
+        assert!((0..a.len()).all(|i| a.get(i).to_bits() == b.get(i).to_bits()));
+        assert_eq!(
+            core_view(&respelled).unwrap().0,
+            crate_view(&respelled).unwrap()
+        );
+    }
+}
+
+/// On 32-bit targets (thumbv7em, ...) an integer above `usize::MAX` is refused, as the crate
+/// would (serde reads offsets and dims as `usize`). Not reachable on 64-bit hosts.
+#[cfg(target_pointer_width = "32")]
+#[test]
+fn golden_integer_wider_than_usize() {
+    let h = entry(r#"{"dtype":"U8","shape":[4294967296],"data_offsets":[0,0]}"#);
+    let off = 8 + h.find("4294967296").unwrap();
+    assert_eq!(
+        SafeTensors::parse(&file(&h, b"")).unwrap_err(),
+        Error::Format {
+            what: "integer does not fit in usize",
+            offset: off
+        }
+    );
 }

@@ -1,0 +1,395 @@
+//! A packed single-precision GEMM, `C[M×N] = A[M×K]·B[K×N]` (+ bias, optional ReLU), that runs
+//! entirely inside a caller-provided `pack: &mut [f32]` scratch slice: no allocation, `no_std`.
+//!
+//! The structure is the GotoBLAS/BLIS one (as in bluss' `matrixmultiply`):
+//!
+//! ```text
+//! for jc in cols step NC          // B block of NC columns          (loop 5)
+//!   for pc in 0..K step KC        // K block: pack B[pc.., jc..]     (loop 4)
+//!     for ic in 0..M step MC      // M block: pack A[ic.., pc..]     (loop 3)
+//!       for jr in 0..nc step NR   // one KC×NR micro-panel of B      (loop 2)
+//!         for ir in 0..mc step MR // one MR×KC micro-panel of A      (loop 1)
+//!           micro-kernel → MR×NR tile → destination (epilogue)
+//! ```
+//!
+//! Operands are supplied through traits so that layers never materialise anything bigger than
+//! one block: [`PackA`] (the convolution weights, read through
+//! [`TensorView`](crate::tensor::TensorView) in any dtype and
+//! converted to f32 while packing), [`PackB`] (activations; the convolution fuses its im2col
+//! into this packing) and [`Dest`] (which receives finished tiles: bias and ReLU are applied in
+//! the final store, partial K blocks accumulate, and the layout may be a strided matrix or any
+//! scatter such as the one of a 2×2 stride-2 transposed convolution).
+//!
+//! The pack buffer needs [`pack_len`]`(m, n, k)` elements, which is bounded by the layer's own
+//! dimensions (`≤ (MC + 8)·KC + KC·NC`), so tiny models need tiny buffers.
+//!
+//! The N range is a parameter: an executor can split the columns of one product between
+//! workers, each with its own pack buffer and a destination covering its columns.
+//!
+//! Micro-kernels: a portable one (8×8, plain Rust that auto-vectorises, correct everywhere) and,
+//! where the target has them, x86-64 AVX2+FMA (6×16; detected at run time with the `std`
+//! feature, at compile time without it) and aarch64 NEON (8×8, compile time). A [`Kernel`]
+//! value can only be obtained for a kernel the running CPU supports.
+
+use core::ops::Range;
+
+use crate::error::Error;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
+mod operand;
+mod portable;
+
+pub use operand::{Epilogue, MatMut, MatRef, WeightMatrix};
+
+/// Rows of A packed at once: cuts loop 3 (over M). The packed `MC×KC` block of A (72 KB at
+/// `KC = 256`) is meant to stay in L2. A multiple of every kernel's MR (6 and 8), so only the
+/// last block of M has a partial micro-panel.
+pub const MC: usize = 72;
+/// Depth of a block: cuts loop 4 (over K). A `KC×NR` micro-panel of B (16 KB at NR = 16) stays
+/// in L1 while every A micro-panel of the block streams past it. K is split into equal blocks of
+/// at most `KC`.
+pub const KC: usize = 256;
+/// Columns of B packed at once: cuts loop 5 (over N). The packed `KC×NC` block of B (1 MB) is
+/// meant for L2/L3. A multiple of every kernel's NR (8 and 16).
+pub const NC: usize = 1024;
+
+/// Largest `MR·NR` of any kernel: the size of the tile buffer handed to [`Dest::store`].
+pub const MAX_TILE: usize = 128;
+
+/// The left operand, `A[M×K]`, as the GEMM packs it.
+pub trait PackA {
+    /// `(M, K)`.
+    fn dims(&self) -> (usize, usize);
+    /// Packs rows `m0..m0 + mc` and depths `k0..k0 + kc` (both inside `dims`) into
+    /// `ceil(mc / mr)` micro-panels: element `(m0 + s·mr + r, k0 + p)` goes to
+    /// `dst[(s·kc + p)·mr + r]`, and rows past `m0 + mc` are zero. `dst` holds at least
+    /// `ceil(mc / mr)·mr·kc` elements.
+    fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]);
+}
+
+/// The right operand, `B[K×N]`, as the GEMM packs it.
+pub trait PackB {
+    /// `(K, N)`.
+    fn dims(&self) -> (usize, usize);
+    /// Packs depths `k0..k0 + kc` and columns `n0..n0 + nc` (inside `dims`) into
+    /// `ceil(nc / nr)` micro-panels: element `(k0 + p, n0 + s·nr + c)` goes to
+    /// `dst[(s·kc + p)·nr + c]`, and columns past `n0 + nc` are zero. `dst` holds at least
+    /// `ceil(nc / nr)·nr·kc` elements. `nr ≤ 16`.
+    fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]);
+}
+
+/// Where finished tiles of `C[M×N]` go.
+pub trait Dest {
+    /// `(M, N)`.
+    fn dims(&self) -> (usize, usize);
+    /// Receives the partial product of one K block for rows `m0..m0 + rows` and columns
+    /// `n0..n0 + cols` (inside `dims`): element `(m0 + r, n0 + c)` is `tile[r·stride + c]`.
+    /// `first`: this is the first K block (the destination's old contents are to be ignored:
+    /// store bias + tile); otherwise add the tile to what is stored. `last`: this is the final
+    /// K block (apply the activation). Both are true when K fits one block.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        m0: usize,
+        n0: usize,
+        rows: usize,
+        cols: usize,
+        tile: &[f32],
+        stride: usize,
+        first: bool,
+        last: bool,
+    );
+}
+
+/// A micro-kernel: `tile[r·NR + c] = Σ_p a[p·MR + r] · b[p·NR + c]` for `p < kc`, with `a` and
+/// `b` micro-panels as laid out by [`PackA`] and [`PackB`]. Callers guarantee
+/// `a.len() ≥ kc·MR` and `b.len() ≥ kc·NR`.
+pub(crate) trait MicroKernel {
+    /// Rows of a tile.
+    const MR: usize;
+    /// Columns of a tile.
+    const NR: usize;
+    /// Computes one tile.
+    fn run(kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MAX_TILE]);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Imp {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    Neon,
+}
+
+/// A micro-kernel that the running CPU supports. Obtaining one performs the check, so every
+/// `Kernel` value is safe to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernel(Imp);
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx2", target_feature = "fma"))
+    }
+}
+
+impl Kernel {
+    /// The portable kernel (8×8), available on every target.
+    pub const fn portable() -> Kernel {
+        Kernel(Imp::Portable)
+    }
+
+    /// The x86-64 AVX2+FMA kernel (6×16), if this CPU has both (run-time detection with the
+    /// `std` feature; without it, only if the build enables them as target features).
+    pub fn avx2_fma() -> Option<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2_fma() {
+                return Some(Kernel(Imp::Avx2Fma));
+            }
+        }
+        None
+    }
+
+    /// The aarch64 NEON kernel (8×8), if the target has NEON (decided at compile time).
+    pub fn neon() -> Option<Kernel> {
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        {
+            return Some(Kernel(Imp::Neon));
+        }
+        #[allow(unreachable_code)]
+        None
+    }
+
+    /// The fastest kernel available here.
+    pub fn best() -> Kernel {
+        Kernel::avx2_fma()
+            .or_else(Kernel::neon)
+            .unwrap_or(Kernel::portable())
+    }
+
+    /// Every kernel available here, portable first (for tests and benchmarks).
+    pub fn available() -> impl Iterator<Item = Kernel> {
+        [Some(Kernel::portable()), Kernel::avx2_fma(), Kernel::neon()]
+            .into_iter()
+            .flatten()
+    }
+
+    /// A short name: `"portable"`, `"avx2-fma"` or `"neon"`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Imp::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2Fma => "avx2-fma",
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Imp::Neon => "neon",
+        }
+    }
+
+    /// Pack elements [`gemm`] needs with this kernel for an `m × n × k` product (at most
+    /// [`pack_len`], which covers every kernel of the target).
+    pub fn pack_len(self, m: usize, n: usize, k: usize) -> usize {
+        let (mr, nr) = self.tile();
+        pack_len_tile(mr, nr, m, n, k)
+    }
+
+    /// The tile shape `(MR, NR)`.
+    pub fn tile(self) -> (usize, usize) {
+        match self.0 {
+            Imp::Portable => (portable::Portable::MR, portable::Portable::NR),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2Fma => (avx2::Avx2Fma::MR, avx2::Avx2Fma::NR),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Imp::Neon => (neon::Neon::MR, neon::Neon::NR),
+        }
+    }
+}
+
+/// Tile shapes of every kernel compiled for this target (available at run time or not), so that
+/// [`pack_len`] does not depend on the CPU.
+const TILES: &[(usize, usize)] = &[
+    (portable::Portable::MR, portable::Portable::NR),
+    #[cfg(target_arch = "x86_64")]
+    (avx2::Avx2Fma::MR, avx2::Avx2Fma::NR),
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    (neon::Neon::MR, neon::Neon::NR),
+];
+
+const fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Pack elements one kernel needs for an `m × n × k` product: a packed `MC×KC` block of A and a
+/// packed `KC×NC` block of B, each clipped to the product and padded to whole micro-panels.
+/// Never overflows: every factor is clipped to a blocking constant.
+const fn pack_len_tile(mr: usize, nr: usize, m: usize, n: usize, k: usize) -> usize {
+    let kc = min(KC, k);
+    round_up(min(MC, m), mr) * kc + kc * round_up(min(NC, n), nr)
+}
+
+/// Scratch (f32 elements) that [`gemm`] needs for `C[m×n] = A[m×k]·B[k×n]` over `n` columns,
+/// with any kernel compiled for this target. Bounded by `(MC + 8)·KC + KC·NC`.
+pub const fn pack_len(m: usize, n: usize, k: usize) -> usize {
+    let mut best = 0;
+    let mut i = 0;
+    while i < TILES.len() {
+        let (mr, nr) = TILES[i];
+        let l = pack_len_tile(mr, nr, m, n, k);
+        if l > best {
+            best = l;
+        }
+        i += 1;
+    }
+    best
+}
+
+/// Computes columns `cols` of `C = A·B` into `dest` with `kernel`: for every row `i < M` and
+/// column `j ∈ cols`, `dest` receives `Σ_p A[i, p]·B[p, j]` through [`Dest::store`] (one call
+/// per tile and K block, `first` on the first block, `last` on the final one). Columns outside
+/// `cols` are not touched, so disjoint column ranges may be computed separately (e.g. by
+/// different workers, each with its own `pack`).
+///
+/// `pack` needs [`pack_len`]`(M, cols.len(), K)` elements; its contents are irrelevant on entry
+/// and unspecified on return. When `K = 0` every tile is stored once, as zeros.
+///
+/// Errors: [`Error::InvalidArgument`] if the operand dimensions disagree or `cols` is not
+/// inside `0..N`; [`Error::BufferTooSmall`] if `pack` is too short. Nothing is written then.
+pub fn gemm<A, B, D>(
+    kernel: Kernel,
+    a: &A,
+    b: &B,
+    dest: &mut D,
+    cols: Range<usize>,
+    pack: &mut [f32],
+) -> Result<(), Error>
+where
+    A: PackA + ?Sized,
+    B: PackB + ?Sized,
+    D: Dest + ?Sized,
+{
+    let (m, k) = a.dims();
+    let (kb, n) = b.dims();
+    if kb != k || dest.dims() != (m, n) {
+        return Err(Error::InvalidArgument {
+            what: "gemm: operand dimensions disagree",
+        });
+    }
+    if cols.start > cols.end || cols.end > n {
+        return Err(Error::InvalidArgument {
+            what: "gemm: column range outside 0..N",
+        });
+    }
+    let needed = kernel.pack_len(m, cols.len(), k);
+    if pack.len() < needed {
+        return Err(Error::BufferTooSmall {
+            buffer: "gemm pack",
+            needed,
+            got: pack.len(),
+        });
+    }
+    match kernel.0 {
+        Imp::Portable => run::<portable::Portable, A, B, D>(m, k, cols, a, b, dest, pack),
+        #[cfg(target_arch = "x86_64")]
+        Imp::Avx2Fma => run::<avx2::Avx2Fma, A, B, D>(m, k, cols, a, b, dest, pack),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Imp::Neon => run::<neon::Neon, A, B, D>(m, k, cols, a, b, dest, pack),
+    }
+    Ok(())
+}
+
+/// The five loops. Preconditions (checked by [`gemm`]): dimensions agree, `cols ⊆ 0..n`,
+/// `pack.len() ≥ pack_len_tile(K::MR, K::NR, m, cols.len(), k)`.
+fn run<K, A, B, D>(
+    m: usize,
+    k: usize,
+    cols: Range<usize>,
+    a: &A,
+    b: &B,
+    dest: &mut D,
+    pack: &mut [f32],
+) where
+    K: MicroKernel,
+    A: PackA + ?Sized,
+    B: PackB + ?Sized,
+    D: Dest + ?Sized,
+{
+    let (mr, nr) = (K::MR, K::NR);
+    if m == 0 || cols.is_empty() {
+        return;
+    }
+    // Equal K blocks of at most KC: 576 = 3×192 rather than 256 + 256 + 64.
+    let k_blocks = k.div_ceil(KC).max(1);
+    let kc_step = k.div_ceil(k_blocks);
+    let a_len = round_up(min(MC, m), mr) * kc_step;
+    let (ap, bp) = pack.split_at_mut(a_len);
+    // Stays zero when K = 0 (the kernel is then never called).
+    let mut tile = [0.0f32; MAX_TILE];
+
+    let mut jc = cols.start;
+    while jc < cols.end {
+        let nc = min(NC, cols.end - jc);
+        let mut pc = 0;
+        loop {
+            let kc = min(kc_step, k - pc);
+            let (first, last) = (pc == 0, pc + kc == k);
+            if kc > 0 {
+                b.pack_b(pc, kc, jc, nc, nr, bp);
+            }
+            let mut ic = 0;
+            while ic < m {
+                let mc = min(MC, m - ic);
+                if kc > 0 {
+                    a.pack_a(ic, mc, pc, kc, mr, ap);
+                }
+                let mut jr = 0;
+                while jr < nc {
+                    let bpanel = &bp[jr * kc..(jr + nr) * kc];
+                    let cols_here = min(nr, nc - jr);
+                    let mut ir = 0;
+                    while ir < mc {
+                        let apanel = &ap[ir * kc..(ir + mr) * kc];
+                        if kc > 0 {
+                            K::run(kc, apanel, bpanel, &mut tile);
+                        }
+                        let rows_here = min(mr, mc - ir);
+                        dest.store(
+                            ic + ir,
+                            jc + jr,
+                            rows_here,
+                            cols_here,
+                            &tile,
+                            nr,
+                            first,
+                            last,
+                        );
+                        ir += mr;
+                    }
+                    jr += nr;
+                }
+                ic += mc;
+            }
+            pc += kc;
+            if pc >= k {
+                break;
+            }
+        }
+        jc += nc;
+    }
+}
