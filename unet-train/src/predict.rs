@@ -4,8 +4,10 @@
 //! larger than the image). With valid convolutions the margin is the network's halo and the
 //! stitched result equals what one tile covering the whole (mirror-extended) image gives, up
 //! to float summation order (tiles start on the max-pool grid, multiples of `2^(L−1)`, so every
-//! tile sees the same pooling windows as the single tile). With same padding the margin is the receptive-field radius and the
-//! tile centre is kept, so zero padding at tile borders never reaches a kept pixel.
+//! tile sees the same pooling windows as the single tile). With same padding the margin is
+//! [`same_margin`] and the tile centre is kept, so zero padding at tile borders never reaches a
+//! kept pixel: the result equals one large tile anchored at `−margin` on the mirror-extended
+//! image.
 //!
 //! Tiles are batched through [`Backend::forward`] (evaluation mode, no dropout).
 
@@ -24,6 +26,14 @@ pub fn mirror(i: isize, n: usize) -> usize {
     let period = 2 * (n as isize - 1);
     let r = i.rem_euclid(period);
     (if r < n as isize { r } else { period - r }) as usize
+}
+
+/// Context a same-padding tile needs on each side so that its kept centre is free of the
+/// tile's zero padding: `7·2^(L−1) − 5`, wider than [`Geometry::receptive_radius`] because an
+/// output pixel that does not start a pooling block depends on inputs further out (derivation
+/// and brute-force check in unet-core's overlap-tile module, which uses the same value).
+pub fn same_margin(g: &Geometry) -> usize {
+    7 * g.step() - 5
 }
 
 /// Tiling of one axis: `(input start, output start)` per tile, output starts `0, stride, …`.
@@ -62,7 +72,7 @@ pub fn predict_logits<B: Backend>(
     let (margin, keep) = match cfg.padding {
         Padding::Valid => (g.halo(), sizes.output),
         Padding::Same => {
-            let m = g.receptive_radius();
+            let m = same_margin(&g);
             if tile <= 2 * m {
                 return Err(TrainError::invalid(format!(
                     "same-padding tiles must exceed twice the receptive radius ({m}): use at least {}",

@@ -69,8 +69,8 @@ fn stitched_equals_single_tile() {
 fn same_padding_and_outputs() {
     let be = backend(Padding::Same);
     let img = image(40, 37);
-    // receptive radius 3·4−4 = 8: tiles must exceed 16 and be even.
-    assert!(predict_logits(&be, img.view(), 16, 2).is_err());
+    // margin 7·2−5 = 9: tiles must exceed 18 and be even.
+    assert!(predict_logits(&be, img.view(), 18, 2).is_err());
     let a = predict_logits(&be, img.view(), 24, 2).unwrap();
     let b = predict_logits(&be, img.view(), 32, 4).unwrap();
     let max = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -128,5 +128,44 @@ fn deep_network_stays_on_pooling_grid() {
         .iter()
         .zip(small.iter())
         .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(max > 0.0 && err <= 1e-5 * max, "err {err} max {max}");
+}
+
+/// Same padding, three levels: tiles equal one large tile over the mirror-extended image whose
+/// zero-padded border lies outside the kept region.
+#[test]
+fn same_padding_equals_one_large_tile() {
+    let cfg = Config {
+        in_channels: 1,
+        num_classes: 2,
+        base_channels: 2,
+        levels: 3,
+        padding: Padding::Same,
+    };
+    let p = he_init(&cfg, 9).unwrap();
+    let be = CpuBackend::new(p.clone(), Optimizer::new(OptimizerKind::adam(), 0.0, &p));
+    let g = unet_core::Geometry::new(3, Padding::Same).unwrap();
+    let m = unet_train::predict::same_margin(&g);
+    assert_eq!(m, 23);
+    let img = image(45, 38);
+    let tiled = predict_logits(&be, img.view(), 60, 3).unwrap();
+    let n = g.next_legal(45 + 2 * m).unwrap();
+    let mut input = Array4::<f32>::zeros((1, 1, n, n));
+    for y in 0..n {
+        for x in 0..n {
+            input[[0, 0, y, x]] = img[[
+                0,
+                mirror(y as isize - m as isize, 45),
+                mirror(x as isize - m as isize, 38),
+            ]];
+        }
+    }
+    let whole = be.forward(input.view()).unwrap();
+    let whole = whole.slice(s![0, .., m..m + 45, m..m + 38]);
+    let max = whole.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let err = whole
+        .iter()
+        .zip(tiled.iter())
+        .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
     assert!(max > 0.0 && err <= 1e-5 * max, "err {err} max {max}");
 }
