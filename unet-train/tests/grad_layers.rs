@@ -358,19 +358,22 @@ fn crop_concat_is_adjoint_of_split() {
 }
 
 /// Whole network: parameter gradients of the weighted cross-entropy against central
-/// differences, for valid and same padding, with and without a dropout mask.
+/// differences, for valid and same padding, one to three levels, with and without a dropout
+/// mask; and the memory-saving evaluation forward gives the same logits.
 #[test]
 fn network_gradients_match_finite_differences() {
-    for (padding, size, mask_on) in [
-        (Padding::Valid, 28usize, false),
-        (Padding::Same, 8, true),
-        (Padding::Valid, 28, true),
+    for (levels, padding, size, mask_on) in [
+        (2, Padding::Valid, 28usize, false),
+        (2, Padding::Same, 8, true),
+        (2, Padding::Valid, 28, true),
+        (1, Padding::Valid, 9, true),
+        (3, Padding::Same, 12, false),
     ] {
         let cfg = Config {
             in_channels: 2,
             num_classes: 3,
             base_channels: 2,
-            levels: 2,
+            levels,
             padding,
         };
         let mut params = he_init(&cfg, 11).unwrap();
@@ -384,6 +387,7 @@ fn network_gradients_match_finite_differences() {
         }
         let x = rand3(&mut rng, (2, size, size));
         let (logits, _) = network::forward(&params, x.view(), None).unwrap();
+        assert_eq!(network::forward_eval(&params, x.view()).unwrap(), logits);
         let (_, oh, ow) = logits.dim();
         let target =
             ndarray::Array2::from_shape_fn((oh, ow), |(y, xx)| ((y * 3 + xx * 7) % 3) as u8);
@@ -396,7 +400,8 @@ fn network_gradients_match_finite_differences() {
         });
         let bottom = {
             let (sh, sw) = network::sizes(&cfg, size, size).unwrap();
-            (cfg.channels(1).unwrap(), sh.enc_out[1], sw.enc_out[1])
+            let l = levels - 1;
+            (cfg.channels(l).unwrap(), sh.enc_out[l], sw.enc_out[l])
         };
         let mask = mask_on.then(|| {
             Array3::from_shape_simple_fn(bottom, || {

@@ -76,9 +76,7 @@ impl Backend for CpuBackend {
         let b = input.dim().0;
         let outs: Vec<_> = (0..b)
             .into_par_iter()
-            .map(|i| {
-                network::forward(&self.params, input.index_axis(Axis(0), i), None).map(|(l, _)| l)
-            })
+            .map(|i| network::forward_eval(&self.params, input.index_axis(Axis(0), i)))
             .collect::<Result<_>>()?;
         let (k, h, w) = outs
             .first()

@@ -84,6 +84,25 @@ pub fn forward(
     x: ArrayView3<'_, f32>,
     mask: Option<&Array3<f32>>,
 ) -> Result<(Array3<f32>, Activations)> {
+    forward_impl(params, x, mask, true)
+}
+
+/// Evaluation-mode forward pass (no dropout) that frees every activation as soon as no later
+/// layer reads it (peak memory: the skips plus a few maps). Same logits as [`forward`].
+pub fn forward_eval(params: &Params, x: ArrayView3<'_, f32>) -> Result<Array3<f32>> {
+    forward_impl(params, x, None, false).map(|(l, _)| l)
+}
+
+fn empty() -> Array3<f32> {
+    Array3::zeros((0, 0, 0))
+}
+
+fn forward_impl(
+    params: &Params,
+    x: ArrayView3<'_, f32>,
+    mask: Option<&Array3<f32>>,
+    keep: bool,
+) -> Result<(Array3<f32>, Activations)> {
     let cfg = *params.config();
     let (cin, h, w) = x.dim();
     if cin != cfg.in_channels {
@@ -127,7 +146,10 @@ pub fn forward(
             pad,
             true,
         );
-        a.enc_mid.push(m);
+        a.enc_mid.push(if keep { m } else { empty() });
+        if !keep && i > 0 {
+            a.pooled[i - 1] = (empty(), Vec::new());
+        }
         if i + 1 < l {
             a.pooled.push(maxpool_forward(o.view()));
         }
@@ -168,7 +190,19 @@ pub fn forward(
                 },
             )?,
         );
+        if !keep {
+            // The map below has been up-sampled; the bottom (l − 1) or dec_out[i + 1] is done.
+            if i + 2 < l {
+                a.dec_out[i + 1] = empty();
+            } else {
+                a.enc_out[l - 1] = empty();
+            }
+        }
         let cat = crop_concat(a.enc_out[i].view(), sh.crop[i], sw.crop[i], up.view());
+        drop(up);
+        if !keep {
+            a.enc_out[i] = empty();
+        }
         let m = conv3x3_forward(
             cat.view(),
             param(params, dec(i, 1, false))?,
@@ -183,8 +217,10 @@ pub fn forward(
             pad,
             true,
         );
-        a.cat[i] = cat;
-        a.dec_mid[i] = m;
+        if keep {
+            a.cat[i] = cat;
+            a.dec_mid[i] = m;
+        }
         a.dec_out[i] = o;
     }
     let feat = if l == 1 {
