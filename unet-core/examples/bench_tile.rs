@@ -41,8 +41,9 @@ fn main() {
     let flops = plan.flops().expect("flop count fits u64") as f64;
     let (oh, ow) = plan.output_size();
     println!(
-        "{which}: {tile}x{tile} -> {oh}x{ow}, {:.1} GFLOP, scratch {:.1} MiB (lower bound of the arena {:.1} MiB)",
+        "{which}: {tile}x{tile} -> {oh}x{ow}, {:.1} GFLOP, scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB)",
         flops / 1e9,
+        plan.scratch_bytes(),
         plan.scratch_bytes() as f64 / (1 << 20) as f64,
         plan.scratch_lower_bound() as f64 * 4.0 / (1 << 20) as f64
     );
@@ -55,6 +56,9 @@ fn main() {
         let s = t.elapsed().as_secs_f64();
         println!("  run {r}: {:.1} ms", s * 1e3);
         times.push(s);
+    }
+    if times.is_empty() {
+        return;
     }
     times.sort_by(|a, b| a.total_cmp(b));
     let med = times[times.len() / 2];
