@@ -115,76 +115,65 @@ impl<'a> Model<'a> {
         let pad = cfg.padding;
         let ch = |i: usize| cfg.base_channels << i;
         let w = |p: ParamId| self.param(p).ok_or(Error::MissingTensor { param: p });
+        // A layer's weight and bias (`p` names the weight).
+        let pair = |p: ParamId| -> Result<_, Error> {
+            let bias = match p {
+                ParamId::Enc { level, conv, .. } => ParamId::Enc {
+                    level,
+                    conv,
+                    bias: true,
+                },
+                ParamId::Dec { level, conv, .. } => ParamId::Dec {
+                    level,
+                    conv,
+                    bias: true,
+                },
+                ParamId::Up { level, .. } => ParamId::Up { level, bias: true },
+                ParamId::Head { .. } => ParamId::Head { bias: true },
+            };
+            Ok((w(p)?, w(bias)?))
+        };
 
         // Encoder.
         for i in 0..l {
             let c = ch(i);
             let e1 = plan.slot(Kind::E1, i);
             let s = plan.slot(Kind::S, i);
-            let (wt, bs) = (
-                w(ParamId::Enc {
-                    level: i as u8,
-                    conv: 1,
-                    bias: false,
-                })?,
-                w(ParamId::Enc {
-                    level: i as u8,
-                    conv: 1,
-                    bias: true,
-                })?,
-            );
-            if i == 0 {
+            let (wt, bs) = pair(ParamId::Enc {
+                level: i as u8,
+                conv: 1,
+                bias: false,
+            })?;
+            // Level 0 reads the caller's input; deeper levels the pooled map in scratch.
+            let (inp, out, pack) = if i == 0 {
                 let [out, pack] = disjoint(scratch, [e1, plan.pack])?;
-                let inp = map(input, cfg.in_channels, sh.input, sw.input);
-                let out = MapMut {
-                    data: out,
-                    c,
-                    h: sh.enc_mid[0],
-                    w: sw.enc_mid[0],
-                };
-                conv::conv3x3_with(
-                    kernel,
-                    &wt,
-                    &bs,
-                    &ConvInput::single(inp),
-                    pad,
-                    true,
-                    out,
-                    pack,
-                )?;
+                (map(input, cfg.in_channels, sh.input, sw.input), out, pack)
             } else {
-                let p = plan.slot(Kind::P, i - 1);
-                let [inp, out, pack] = disjoint(scratch, [p, e1, plan.pack])?;
-                let inp = map(inp, ch(i - 1), sh.enc_in[i], sw.enc_in[i]);
-                let out = MapMut {
-                    data: out,
-                    c,
-                    h: sh.enc_mid[i],
-                    w: sw.enc_mid[i],
-                };
-                conv::conv3x3_with(
-                    kernel,
-                    &wt,
-                    &bs,
-                    &ConvInput::single(inp),
-                    pad,
-                    true,
-                    out,
-                    pack,
-                )?;
-            }
-            let (wt, bs) = (
-                w(ParamId::Enc {
-                    level: i as u8,
-                    conv: 2,
-                    bias: false,
-                })?,
-                w(ParamId::Enc {
-                    level: i as u8,
-                    conv: 2,
-                    bias: true,
-                })?,
-            );
+                let [inp, out, pack] =
+                    disjoint(scratch, [plan.slot(Kind::P, i - 1), e1, plan.pack])?;
+                (map(inp, ch(i - 1), sh.enc_in[i], sw.enc_in[i]), out, pack)
+            };
+            let out = MapMut {
+                data: out,
+                c,
+                h: sh.enc_mid[i],
+                w: sw.enc_mid[i],
+            };
+            conv::conv3x3_with(
+                kernel,
+                &wt,
+                &bs,
+                &ConvInput::single(inp),
+                pad,
+                true,
+                out,
+                pack,
+            )?;
+            let (wt, bs) = pair(ParamId::Enc {
+                level: i as u8,
+                conv: 2,
+                bias: false,
+            })?;
             let [inp, out, pack] = disjoint(scratch, [e1, s, plan.pack])?;
             let inp = map(inp, c, sh.enc_mid[i], sw.enc_mid[i]);
             let out = MapMut {
@@ -282,18 +271,11 @@ impl<'a> Model<'a> {
                 h: sh.dec_mid[i],
                 w: sw.dec_mid[i],
             };
-            let (wt, bs) = (
-                w(ParamId::Dec {
-                    level: lv,
-                    conv: 1,
-                    bias: false,
-                })?,
-                w(ParamId::Dec {
-                    level: lv,
-                    conv: 1,
-                    bias: true,
-                })?,
-            );
+            let (wt, bs) = pair(ParamId::Dec {
+                level: lv,
+                conv: 1,
+                bias: false,
+            })?;
             conv::conv3x3_with(kernel, &wt, &bs, &input, pad, true, out, pack)?;
 
             let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
@@ -304,18 +286,11 @@ impl<'a> Model<'a> {
                 h: sh.dec_out[i],
                 w: sw.dec_out[i],
             };
-            let (wt, bs) = (
-                w(ParamId::Dec {
-                    level: lv,
-                    conv: 2,
-                    bias: false,
-                })?,
-                w(ParamId::Dec {
-                    level: lv,
-                    conv: 2,
-                    bias: true,
-                })?,
-            );
+            let (wt, bs) = pair(ParamId::Dec {
+                level: lv,
+                conv: 2,
+                bias: false,
+            })?;
             conv::conv3x3_with(
                 kernel,
                 &wt,
