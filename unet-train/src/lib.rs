@@ -13,12 +13,14 @@
 //! [`export`] (safetensors model files), [`checkpoint`] (resumable training state),
 //! [`atomic_write`] (crash-safe file replacement), [`train`] (the loop), [`session`] (building
 //! a fresh or resumed trainer), [`predict`] (overlap-tile whole-image prediction),
-//! [`image_out`] (label/probability/overlay images), [`mod@bench`] (step timing).
+//! [`image_out`] (label/probability/overlay images), [`mod@bench`] (step timing), [`plot`]
+//! (training-curve PNG charts) and [`baseline`] (blur + Otsu threshold segmentation baseline).
 #![deny(missing_docs)]
 
 pub mod atomic_write;
 pub mod augment;
 pub mod backend;
+pub mod baseline;
 pub mod bench;
 pub mod checkpoint;
 pub mod components;
@@ -33,6 +35,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod params;
+pub mod plot;
 pub mod predict;
 pub mod sampler;
 pub mod schedule;
