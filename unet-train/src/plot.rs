@@ -83,7 +83,8 @@ const GRID: [u8; 3] = [228, 228, 228];
 const LEGEND_FRAME: [u8; 3] = [160, 160, 160];
 
 /// 5×7 glyphs for ASCII 32..=126, one byte per column (left to right), bit `r` = row `r`
-/// (row 0 at the top). The classic public-domain "font5x7" layout.
+/// (row 0 at the top), after the classic public-domain "font5x7" layout; `g j p q y` use
+/// row 7 as a descender.
 const FONT: [[u8; 5]; 95] = [
     [0x00, 0x00, 0x00, 0x00, 0x00], // ' '
     [0x00, 0x00, 0x5F, 0x00, 0x00], // !
@@ -156,17 +157,17 @@ const FONT: [[u8; 5]; 95] = [
     [0x38, 0x44, 0x44, 0x48, 0x7F], // d
     [0x38, 0x54, 0x54, 0x54, 0x18], // e
     [0x08, 0x7E, 0x09, 0x01, 0x02], // f
-    [0x0C, 0x52, 0x52, 0x52, 0x3E], // g
+    [0x98, 0xA4, 0xA4, 0xA4, 0x7C], // g
     [0x7F, 0x08, 0x04, 0x04, 0x78], // h
     [0x00, 0x44, 0x7D, 0x40, 0x00], // i
-    [0x20, 0x40, 0x44, 0x3D, 0x00], // j
+    [0x40, 0x80, 0x84, 0x7D, 0x00], // j
     [0x7F, 0x10, 0x28, 0x44, 0x00], // k
     [0x00, 0x41, 0x7F, 0x40, 0x00], // l
     [0x7C, 0x04, 0x18, 0x04, 0x78], // m
     [0x7C, 0x08, 0x04, 0x04, 0x78], // n
     [0x38, 0x44, 0x44, 0x44, 0x38], // o
-    [0x7C, 0x14, 0x14, 0x14, 0x08], // p
-    [0x08, 0x14, 0x14, 0x18, 0x7C], // q
+    [0xFC, 0x24, 0x24, 0x24, 0x18], // p
+    [0x18, 0x24, 0x24, 0x24, 0xFC], // q
     [0x7C, 0x08, 0x04, 0x04, 0x08], // r
     [0x48, 0x54, 0x54, 0x54, 0x20], // s
     [0x04, 0x3F, 0x44, 0x40, 0x20], // t
@@ -174,7 +175,7 @@ const FONT: [[u8; 5]; 95] = [
     [0x1C, 0x20, 0x40, 0x20, 0x1C], // v
     [0x3C, 0x40, 0x30, 0x40, 0x3C], // w
     [0x44, 0x28, 0x10, 0x28, 0x44], // x
-    [0x0C, 0x50, 0x50, 0x50, 0x3C], // y
+    [0x9C, 0xA0, 0xA0, 0xA0, 0x7C], // y
     [0x44, 0x64, 0x54, 0x4C, 0x44], // z
     [0x00, 0x08, 0x36, 0x41, 0x00], // {
     [0x00, 0x00, 0x7F, 0x00, 0x00], // |
@@ -302,7 +303,7 @@ impl Canvas {
             }
             if cx + 5 * scale > self.clip.x0 {
                 for (col, bits) in glyph(ch).iter().enumerate() {
-                    for row in 0..7 {
+                    for row in 0..8 {
                         if bits >> row & 1 == 1 {
                             self.dot(cx + col as i64 * scale, y + row * scale, scale, c);
                         }
@@ -322,7 +323,7 @@ impl Canvas {
                 break;
             }
             for (col, bits) in glyph(ch).iter().enumerate() {
-                for row in 0..7 {
+                for row in 0..8 {
                     if bits >> row & 1 == 1 {
                         let along = u + col as i64 * scale;
                         self.dot(x + row * scale, y_bottom - along - scale, scale, c);
@@ -675,6 +676,46 @@ fn label_stride(n: usize, span: i64, max_label: i64, min_gap: i64) -> usize {
     ((need / per.max(1e-9)).ceil() as usize).clamp(1, n)
 }
 
+/// The legend rectangle (`bw × bh`): the first of the top-right, bottom-right, top-left and
+/// bottom-left corners of the plot that covers the fewest curve samples (vertices and 4
+/// points along each segment).
+fn legend_box(g: &Geometry, panel: &Panel, bw: i64, bh: i64) -> Rect {
+    let (p, m) = (g.plot, 4 * g.scale);
+    let at = |x0: i64, y0: i64| Rect {
+        x0,
+        y0,
+        x1: x0 + bw,
+        y1: y0 + bh,
+    };
+    let corners = [
+        at(p.x1 - m - bw, p.y0 + m),
+        at(p.x1 - m - bw, p.y1 - m - bh),
+        at(p.x0 + m, p.y0 + m),
+        at(p.x0 + m, p.y1 - m - bh),
+    ];
+    let mut hits = [0usize; 4];
+    for series in &panel.series {
+        let pts: Vec<Option<(f64, f64)>> =
+            series.points.iter().map(|&(x, y)| map(g, x, y)).collect();
+        for (i, q) in pts.iter().enumerate() {
+            let Some(a) = *q else { continue };
+            let b = pts.get(i + 1).copied().flatten().unwrap_or(a);
+            for k in 0..5 {
+                let t = k as f64 / 5.0;
+                let (x, y) = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+                for (h, r) in hits.iter_mut().zip(&corners) {
+                    let inside = x >= r.x0 as f64 && x < r.x1 as f64;
+                    if inside && y >= r.y0 as f64 && y < r.y1 as f64 {
+                        *h += 1;
+                    }
+                }
+            }
+        }
+    }
+    let best = (0..4).min_by_key(|&i| hits[i]).unwrap_or(0);
+    corners[best]
+}
+
 fn draw_panel(cv: &mut Canvas, panel: &Panel, area: Rect) {
     cv.set_clip(area);
     let big = area.width() >= 400 && area.height() >= 200;
@@ -822,7 +863,7 @@ fn draw_panel(cv: &mut Canvas, panel: &Panel, area: Rect) {
             }
         }
     }
-    // Legend, top right inside the plot.
+    // Legend, in the plot corner that hides the fewest data.
     if !panel.series.is_empty() {
         let row = 10 * s;
         let sample = 12 * s;
@@ -834,12 +875,7 @@ fn draw_panel(cv: &mut Canvas, panel: &Panel, area: Rect) {
             .unwrap_or(0);
         let bw = 3 * s + sample + 3 * s + tw + 3 * s;
         let bh = 2 * s + row * panel.series.len() as i64 + s;
-        let b = Rect {
-            x0: p.x1 - 4 * s - bw,
-            y0: p.y0 + 4 * s,
-            x1: p.x1 - 4 * s,
-            y1: p.y0 + 4 * s + bh,
-        };
+        let b = legend_box(&g, panel, bw, bh);
         cv.fill(b, WHITE);
         cv.frame(b, 1, LEGEND_FRAME);
         for (si, se) in panel.series.iter().enumerate() {
@@ -1266,7 +1302,7 @@ mod tests {
             x0: 4,
             y0: 6,
             x1: 4 + text_width(s, 2),
-            y1: 6 + 14,
+            y1: 6 + 16,
         };
         let ink = count(&img, b, BLACK);
         assert!(ink > 100, "{ink}");
@@ -1304,7 +1340,7 @@ mod tests {
         let b = Rect {
             x0: 5,
             y0: 190 - text_width("loss", 2),
-            x1: 5 + 14,
+            x1: 5 + 16,
             y1: 190,
         };
         let ink = count(&img, b, BLACK);
@@ -1327,7 +1363,7 @@ mod tests {
         cv.text(-1_000_000, 5, 1, BLACK, "é");
         cv.text(2, 2, 1, BLACK, "é");
         cv.text_up(2, -5, 1, BLACK, "x");
-        assert!(cv.px.iter().any(|&v| v == 0));
+        assert!(cv.px.contains(&0));
     }
 
     #[test]
