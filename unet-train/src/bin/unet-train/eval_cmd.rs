@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use ndarray::s;
 use unet_train::baseline::{threshold_baseline, Polarity};
 use unet_train::evaluate::{segment, Accumulator, Summary};
 
@@ -28,9 +29,26 @@ pub struct EvalArgs {
     /// Also evaluate a Gaussian blur (σ = 2 px) + Otsu threshold baseline.
     #[arg(long)]
     pub baseline: bool,
+    /// Foreground of the baseline: bright, dark, or auto (the smaller side of the threshold).
+    #[arg(long, default_value = "auto", value_parser = parse_polarity)]
+    pub baseline_polarity: Polarity,
+    /// Score only the bounding box of each image's labels grown by this many pixels (the
+    /// U-Net still sees the whole image; the baseline's threshold comes from the box alone).
+    #[arg(long, value_name = "PX")]
+    pub crop_to_labels: Option<usize>,
     /// Write the metrics as CSV (one row per method).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+}
+
+/// `bright`, `dark` or `auto`.
+pub fn parse_polarity(s: &str) -> Result<Polarity, String> {
+    match s {
+        "bright" => Ok(Polarity::Bright),
+        "dark" => Ok(Polarity::Dark),
+        "auto" => Ok(Polarity::Auto),
+        _ => Err(format!("polarity '{s}': expected bright, dark or auto")),
+    }
 }
 
 /// Runs `eval`.
@@ -65,12 +83,22 @@ pub fn run(a: &EvalArgs) -> Result<(), String> {
         }
         let seg = segment(&m.backend, s.image.view(), m.normalization, tile, 2)
             .map_err(|x| format!("{}: {x}", s.name))?;
-        unet.add(seg.classes.view(), s.labels.view(), kind, a.data.ignore)
-            .map_err(e)?;
+        let (y0, y1, x0, x1) = match a.crop_to_labels {
+            Some(margin) => labels_bbox(&s.labels, margin),
+            None => (0, s.labels.nrows(), 0, s.labels.ncols()),
+        };
+        let labels = s.labels.slice(s![y0..y1, x0..x1]);
+        unet.add(
+            seg.classes.slice(s![y0..y1, x0..x1]),
+            labels,
+            kind,
+            a.data.ignore,
+        )
+        .map_err(e)?;
         if a.baseline {
-            let plane = s.image.index_axis(ndarray::Axis(0), 0);
-            let pred = threshold_baseline(plane, 2.0, Polarity::Auto);
-            base.add(pred.view(), s.labels.view(), kind, a.data.ignore)
+            let plane = s.image.slice(s![0, y0..y1, x0..x1]);
+            let pred = threshold_baseline(plane, 2.0, a.baseline_polarity);
+            base.add(pred.view(), labels, kind, a.data.ignore)
                 .map_err(e)?;
         }
     }
@@ -88,6 +116,27 @@ pub fn run(a: &EvalArgs) -> Result<(), String> {
         write_csv(path, &rows)?;
     }
     Ok(())
+}
+
+/// Bounding box `(y0, y1, x0, x1)` of the non-zero labels grown by `margin` and clipped to the
+/// image (the whole image when there are no labels).
+pub fn labels_bbox(labels: &ndarray::Array2<u32>, margin: usize) -> (usize, usize, usize, usize) {
+    let (h, w) = labels.dim();
+    let mut b = (h, 0, w, 0);
+    for ((y, x), &l) in labels.indexed_iter() {
+        if l != 0 {
+            b = (b.0.min(y), b.1.max(y + 1), b.2.min(x), b.3.max(x + 1));
+        }
+    }
+    if b.1 == 0 {
+        return (0, h, 0, w);
+    }
+    (
+        b.0.saturating_sub(margin),
+        (b.1 + margin).min(h),
+        b.2.saturating_sub(margin),
+        (b.3 + margin).min(w),
+    )
 }
 
 fn write_csv(path: &std::path::Path, rows: &[(&str, Summary)]) -> Result<(), String> {

@@ -1,14 +1,16 @@
 //! `unet-train`: train U-Nets, segment and evaluate images, inspect model files, time steps.
 //!
-//! Subcommands: `train`, `predict`, `eval`, `info`, `bench`. `--threads N` sets the rayon pool
+//! Subcommands: `demo`, `train`, `predict`, `eval`, `info`, `bench`. `--threads N` sets the rayon pool
 //! and matrixmultiply's GEMM threads; it must be applied before the first GEMM, so it is
 //! handled first thing in `main`. Every error is printed as one `error: …` line and gives exit
 //! code 1 (2 for unusable command lines, from clap).
 
 mod args;
 mod bench_cmd;
+mod demo_cmd;
 mod eval_cmd;
 mod info_cmd;
+mod libunet;
 mod predict_cmd;
 mod train_cmd;
 
@@ -43,6 +45,9 @@ enum Cmd {
     Info(info_cmd::InfoArgs),
     /// Time training steps on synthetic data.
     Bench(bench_cmd::BenchArgs),
+    /// Fetch real microscopy, train, evaluate against a threshold baseline, write pictures,
+    /// and check the model through libunet — the whole product in one command.
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,13 @@ fn main() -> ExitCode {
     let batch = match &cli.cmd {
         Cmd::Bench(b) => b.batch,
         Cmd::Train(t) => t.batch,
+        Cmd::Demo(d) => {
+            if d.quick {
+                2
+            } else {
+                4
+            }
+        }
         _ => 1,
     };
     let threads = cli
@@ -82,6 +94,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => eval_cmd::run(&a),
         Cmd::Info(a) => info_cmd::run(&a),
         Cmd::Bench(a) => bench_cmd::run(&a, cli.threads),
+        Cmd::Demo(a) => demo_cmd::run(&a, threads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
