@@ -180,36 +180,43 @@ pub fn check_args(name: &str, args: &[Arg]) -> Result<()> {
 /// without it the library is looked up by the dynamic loader (`LD_LIBRARY_PATH`, ldconfig).
 pub const NVRTC_DIR_ENV: &str = "UNET_NVRTC_LIB_DIR";
 
-/// Makes NVRTC loadable: if [`NVRTC_DIR_ENV`] is set, loads `libnvrtc.so*` from that directory
-/// once (kept loaded for the process, so that cudarc's later lookup by name finds it), then
-/// checks that cudarc can load it. A clear error, never a panic, when it cannot.
+/// Loads `libnvrtc.so.12` (or `libnvrtc.so`) from `dir` and keeps it loaded for the process,
+/// so that cudarc's later lookup by name finds it (the dynamic loader matches the library's
+/// soname). Errors if neither file loads.
+pub fn preload_nvrtc(dir: &std::path::Path) -> Result<()> {
+    let mut tried = Vec::new();
+    for name in ["libnvrtc.so.12", "libnvrtc.so"] {
+        let path = dir.join(name);
+        if !path.exists() {
+            tried.push(path);
+            continue;
+        }
+        // SAFETY: loading libnvrtc runs its initialisers, which have no preconditions; the
+        // handle is leaked on purpose so that the library stays loaded.
+        return match unsafe { libloading::Library::new(&path) } {
+            Ok(lib) => {
+                std::mem::forget(lib);
+                Ok(())
+            }
+            Err(e) => Err(TrainError::device(format!("{}: {e}", path.display()))),
+        };
+    }
+    Err(TrainError::device(format!(
+        "no NVRTC library among {tried:?}"
+    )))
+}
+
+/// Makes NVRTC loadable: if [`NVRTC_DIR_ENV`] is set, [`preload_nvrtc`] from that directory
+/// (once per process), then checks that cudarc can load the library. A clear error, never a
+/// panic, when it cannot.
 pub fn ensure_nvrtc() -> Result<()> {
     use std::sync::OnceLock;
     static PRELOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     PRELOADED
-        .get_or_init(|| {
-            let Some(dir) = std::env::var_os(NVRTC_DIR_ENV) else {
-                return Ok(());
-            };
-            let dir = std::path::PathBuf::from(dir);
-            let mut tried = Vec::new();
-            for name in ["libnvrtc.so.12", "libnvrtc.so"] {
-                let path = dir.join(name);
-                if !path.exists() {
-                    tried.push(path);
-                    continue;
-                }
-                // SAFETY: loading libnvrtc runs its initialisers, which have no preconditions;
-                // the handle is leaked on purpose so the library stays loaded.
-                match unsafe { libloading::Library::new(&path) } {
-                    Ok(lib) => {
-                        std::mem::forget(lib);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(format!("{}: {e}", path.display())),
-                }
-            }
-            Err(format!("{NVRTC_DIR_ENV}: no NVRTC library among {tried:?}"))
+        .get_or_init(|| match std::env::var_os(NVRTC_DIR_ENV) {
+            Some(dir) => preload_nvrtc(std::path::Path::new(&dir))
+                .map_err(|e| format!("{NVRTC_DIR_ENV}: {e}")),
+            None => Ok(()),
         })
         .clone()
         .map_err(TrainError::device)?;
