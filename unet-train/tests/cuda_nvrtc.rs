@@ -81,7 +81,11 @@ fn every_kernel_compiles_with_nvrtc() {
                     "{file} ({arch}): no entry {k}"
                 );
             }
-            println!("{file} ({arch}): {} kernels, {} bytes of PTX", src.kernels.len(), ptx.len());
+            println!(
+                "{file} ({arch}): {} kernels, {} bytes of PTX",
+                src.kernels.len(),
+                ptx.len()
+            );
         }
     }
 }

@@ -138,7 +138,10 @@ fn parity(make: &dyn Fn(Params, Optimizer) -> Box<dyn Backend>) {
         assert_eq!(lc.dim(), ld.dim());
         let scale = max_abs(lc.iter().copied());
         let diff = max_abs(lc.iter().zip(ld.iter()).map(|(a, b)| a - b));
-        assert!(diff <= 1e-4 * scale, "case {ci}: logits differ by {diff} (scale {scale})");
+        assert!(
+            diff <= 1e-4 * scale,
+            "case {ci}: logits differ by {diff} (scale {scale})"
+        );
 
         for step in 0..3u64 {
             let dropout = (cfg.levels > 1).then_some(Dropout {
@@ -169,10 +172,18 @@ fn parity(make: &dyn Fn(Params, Optimizer) -> Box<dyn Backend>) {
             cpu.apply_gradients(0.05).unwrap();
             dev.apply_gradients(0.05).unwrap();
             let pc = cpu.params().unwrap();
-            assert_params_close(&dev.params().unwrap(), &pc, 1e-4, &format!("case {ci} params"));
+            assert_params_close(
+                &dev.params().unwrap(),
+                &pc,
+                1e-4,
+                &format!("case {ci} params"),
+            );
             dev.set_params(&pc).unwrap();
         }
-        let (oc, od) = (cpu.optimizer_state().unwrap(), dev.optimizer_state().unwrap());
+        let (oc, od) = (
+            cpu.optimizer_state().unwrap(),
+            dev.optimizer_state().unwrap(),
+        );
         assert_eq!(oc.step, od.step);
         assert_eq!(oc.buffers.len(), od.buffers.len());
         for (a, b) in od.buffers.iter().zip(&oc.buffers) {
@@ -192,7 +203,9 @@ fn parity(make: &dyn Fn(Params, Optimizer) -> Box<dyn Backend>) {
             ed.unwrap_err().to_string(),
             "bad target"
         );
-        assert!(dev.forward(d.input.slice(ndarray::s![..0, .., .., ..])).is_err());
+        assert!(dev
+            .forward(d.input.slice(ndarray::s![..0, .., .., ..]))
+            .is_err());
     }
 }
 
@@ -207,7 +220,10 @@ fn smoke(make: &dyn Fn(Params, Optimizer) -> Box<dyn Backend>, steps: usize) {
         padding: Padding::Same,
     };
     let params = unet_train::init::he_init(&cfg, 1).unwrap();
-    let mut dev = make(params.clone(), Optimizer::new(OptimizerKind::adam(), 0.0, &params));
+    let mut dev = make(
+        params.clone(),
+        Optimizer::new(OptimizerKind::adam(), 0.0, &params),
+    );
     let mut d = data(&cfg, 2, 16, 16, 9);
     for (i, t) in d.target.iter_mut().enumerate() {
         let (b, y, x) = (i / 256, (i / 16) % 16, i % 16);
@@ -225,7 +241,10 @@ fn smoke(make: &dyn Fn(Params, Optimizer) -> Box<dyn Backend>, steps: usize) {
             .unwrap()
             .loss;
     }
-    println!("{}: loss {first:.4} -> {last:.4} in {steps} steps", dev.name());
+    println!(
+        "{}: loss {first:.4} -> {last:.4} in {steps} steps",
+        dev.name()
+    );
     assert!(last < 0.5 * first, "loss {first} -> {last}");
 }
 
@@ -273,7 +292,9 @@ fn no_driver_is_an_error_not_a_panic() {
     };
     let p = Params::zeros(&cfg).unwrap();
     let o = Optimizer::new(OptimizerKind::adam(), 0.0, &p);
-    let e = make_backend(Device::Cuda(0), p, o).err().expect("no driver");
+    let e = make_backend(Device::Cuda(0), p, o)
+        .err()
+        .expect("no driver");
     assert!(e.to_string().contains("no driver found"), "{e}");
 }
 
@@ -302,7 +323,10 @@ mod emu {
 
     #[test]
     fn kernel_table_matches_the_sources() {
-        let mut listed: Vec<&str> = SOURCES.iter().flat_map(|s| s.kernels.iter().copied()).collect();
+        let mut listed: Vec<&str> = SOURCES
+            .iter()
+            .flat_map(|s| s.kernels.iter().copied())
+            .collect();
         let mut table: Vec<&str> = KERNELS.iter().map(|k| k.0).collect();
         listed.sort();
         table.sort();
@@ -312,7 +336,8 @@ mod emu {
             assert_eq!(signature(name).as_deref(), Some(want.as_str()), "{name}");
             let src = SOURCES.iter().find(|s| s.kernels.contains(name)).unwrap();
             assert!(
-                src.code.contains(&format!("extern \"C\" __global__ void {name}(")),
+                src.code
+                    .contains(&format!("extern \"C\" __global__ void {name}(")),
                 "{name} not declared in {}",
                 src.file
             );
@@ -350,7 +375,10 @@ mod emu {
             let mut v = vec![T::default(); n];
             // SAFETY (test): plain numeric types viewed as bytes.
             let b = unsafe {
-                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), n * std::mem::size_of::<T>())
+                std::slice::from_raw_parts_mut(
+                    v.as_mut_ptr().cast::<u8>(),
+                    n * std::mem::size_of::<T>(),
+                )
             };
             self.gpu.download(a, b).unwrap();
             v
@@ -371,7 +399,9 @@ mod emu {
         let mut c = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>() as f32;
+                c[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum::<f64>() as f32;
             }
         }
         c
@@ -403,13 +433,22 @@ mod emu {
             // Forward in two row blocks: im2col → host GEMM → bias + ReLU kernel.
             let plane = oh * ow;
             let mut y = vec![0f32; b * cout * plane];
-            let mut dx = dev.zeros(b * cin * h * w);
+            let dx = dev.zeros(b * cin * h * w);
             let split = oh / 2;
             for (y0, rows) in [(0, split), (split, oh - split)] {
                 let nb = rows * ow;
                 let cols = dev.zeros(b * 9 * cin * nb);
                 let geo = |y0: usize, rows: usize| {
-                    [I32(b as i32), I32(cin as i32), I32(h as i32), I32(w as i32), I32(ow as i32), I32(p as i32), I32(y0 as i32), I32(rows as i32)]
+                    [
+                        I32(b as i32),
+                        I32(cin as i32),
+                        I32(h as i32),
+                        I32(w as i32),
+                        I32(ow as i32),
+                        I32(p as i32),
+                        I32(y0 as i32),
+                        I32(rows as i32),
+                    ]
                 };
                 let mut args = vec![Ptr(xa), Ptr(cols)];
                 args.extend(geo(y0, rows));
@@ -420,7 +459,8 @@ mod emu {
                     let cs = &c[s * 9 * cin * nb..(s + 1) * 9 * cin * nb];
                     let ys = matmul(&wt, cs, cout, 9 * cin, nb);
                     for co in 0..cout {
-                        y[(s * cout + co) * plane + y0 * ow..][..nb].copy_from_slice(&ys[co * nb..(co + 1) * nb]);
+                        y[(s * cout + co) * plane + y0 * ow..][..nb]
+                            .copy_from_slice(&ys[co * nb..(co + 1) * nb]);
                     }
                     // dcols = Wᵀ · dy block.
                     let mut wtt = vec![0f32; 9 * cin * cout];
@@ -431,7 +471,8 @@ mod emu {
                     }
                     let mut dyb = vec![0f32; cout * nb];
                     for co in 0..cout {
-                        dyb[co * nb..(co + 1) * nb].copy_from_slice(&dy[(s * cout + co) * plane + y0 * ow..][..nb]);
+                        dyb[co * nb..(co + 1) * nb]
+                            .copy_from_slice(&dy[(s * cout + co) * plane + y0 * ow..][..nb]);
                     }
                     dcols.extend(matmul(&wtt, &dyb, 9 * cin, cout, nb));
                 }
@@ -441,26 +482,66 @@ mod emu {
                 dev.run("col2im3x3_add", &args);
             }
             let ya = dev.put(&y);
-            dev.run("bias_act_fwd", &[Ptr(ya), Ptr(ba), I64((b * cout * plane) as i64), I32(cout as i32), I64(plane as i64), I32(1)]);
+            dev.run(
+                "bias_act_fwd",
+                &[
+                    Ptr(ya),
+                    Ptr(ba),
+                    I64((b * cout * plane) as i64),
+                    I32(cout as i32),
+                    I64(plane as i64),
+                    I32(1),
+                ],
+            );
             let y = dev.get::<f32>(ya, y.len());
             let dxv = dev.get::<f32>(dx, b * cin * h * w);
             let dya = dev.put(&dy);
             let db = dev.zeros(cout);
-            dev.gpu.launch("channel_sum_add", cout as u32, 256, &[Ptr(dya), Ptr(db), I32(b as i32), I32(cout as i32), I64(plane as i64)]).unwrap();
+            dev.gpu
+                .launch(
+                    "channel_sum_add",
+                    cout as u32,
+                    256,
+                    &[
+                        Ptr(dya),
+                        Ptr(db),
+                        I32(b as i32),
+                        I32(cout as i32),
+                        I64(plane as i64),
+                    ],
+                )
+                .unwrap();
             let dbv = dev.get::<f32>(db, cout);
             let mut db_cpu = vec![0f32; cout];
             for s in 0..b {
-                let xs = ndarray::ArrayView3::from_shape((cin, h, w), &x[s * cin * h * w..][..cin * h * w]).unwrap();
-                let dys = ndarray::ArrayView3::from_shape((cout, oh, ow), &dy[s * cout * plane..][..cout * plane]).unwrap();
+                let xs = ndarray::ArrayView3::from_shape(
+                    (cin, h, w),
+                    &x[s * cin * h * w..][..cin * h * w],
+                )
+                .unwrap();
+                let dys = ndarray::ArrayView3::from_shape(
+                    (cout, oh, ow),
+                    &dy[s * cout * plane..][..cout * plane],
+                )
+                .unwrap();
                 let yc = conv::conv3x3_forward(xs, &wt, &bias, pad, true);
-                close(&y[s * cout * plane..][..cout * plane], yc.as_slice().unwrap(), 1e-5, "conv forward");
+                close(
+                    &y[s * cout * plane..][..cout * plane],
+                    yc.as_slice().unwrap(),
+                    1e-5,
+                    "conv forward",
+                );
                 let mut dw = vec![0f32; wt.len()];
-                let dxc = conv::conv3x3_backward(xs, &wt, dys, pad, &mut dw, &mut db_cpu, true).unwrap();
-                close(&dxv[s * cin * h * w..][..cin * h * w], dxc.as_slice().unwrap(), 1e-5, "conv dx");
+                let dxc =
+                    conv::conv3x3_backward(xs, &wt, dys, pad, &mut dw, &mut db_cpu, true).unwrap();
+                close(
+                    &dxv[s * cin * h * w..][..cin * h * w],
+                    dxc.as_slice().unwrap(),
+                    1e-5,
+                    "conv dx",
+                );
             }
             close(&dbv, &db_cpu, 1e-5, "bias gradient");
-            dx = 0;
-            let _ = dx;
         }
     }
 
@@ -478,7 +559,10 @@ mod emu {
         let (ya, da) = (dev.put(&yv), dev.put(&dyv));
         dev.run("relu_bwd", &[Ptr(da), Ptr(ya), I64(n as i64)]);
         let mut d_cpu = Array3::from_shape_vec((c, h, w), dyv.clone()).unwrap();
-        conv::relu_backward(&mut d_cpu, &Array3::from_shape_vec((c, h, w), yv.clone()).unwrap());
+        conv::relu_backward(
+            &mut d_cpu,
+            &Array3::from_shape_vec((c, h, w), yv.clone()).unwrap(),
+        );
         assert_eq!(dev.get::<f32>(da, n), d_cpu.into_raw_vec_and_offset().0);
         // Dropout mask multiply and add.
         let m = rnd(n, 7);
@@ -502,17 +586,46 @@ mod emu {
         let (pc, ic) = pool::maxpool_forward(x3.view());
         let on = c * (h / 2) * (w / 2);
         let (xa, pa, ia) = (dev.put(&xv), dev.zeros(on), dev.put(&vec![0u8; on]));
-        dev.run("maxpool_fwd", &[Ptr(xa), Ptr(pa), Ptr(ia), I64(c as i64), I32(h as i32), I32(w as i32)]);
+        dev.run(
+            "maxpool_fwd",
+            &[
+                Ptr(xa),
+                Ptr(pa),
+                Ptr(ia),
+                I64(c as i64),
+                I32(h as i32),
+                I32(w as i32),
+            ],
+        );
         let pv = dev.get::<f32>(pa, on);
         let pcv = pc.as_slice().unwrap();
-        assert!(pv.iter().zip(pcv).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+        assert!(pv
+            .iter()
+            .zip(pcv)
+            .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
         assert_eq!(dev.get::<u8>(ia, on), ic);
         let dyp = rnd(on, 9);
         let base = rnd(n, 10);
         let dxa = dev.zeros(n);
         let (dypa, basea) = (dev.put(&dyp), dev.put(&base));
-        dev.run("maxpool_bwd", &[Ptr(dypa), Ptr(ia), Ptr(basea), Ptr(dxa), I64(c as i64), I32(h as i32), I32(w as i32)]);
-        let mut want = pool::maxpool_backward(ndarray::ArrayView3::from_shape((c, h / 2, w / 2), &dyp).unwrap(), &ic, h, w);
+        dev.run(
+            "maxpool_bwd",
+            &[
+                Ptr(dypa),
+                Ptr(ia),
+                Ptr(basea),
+                Ptr(dxa),
+                I64(c as i64),
+                I32(h as i32),
+                I32(w as i32),
+            ],
+        );
+        let mut want = pool::maxpool_backward(
+            ndarray::ArrayView3::from_shape((c, h / 2, w / 2), &dyp).unwrap(),
+            &ic,
+            h,
+            w,
+        );
         want += &Array3::from_shape_vec((c, h, w), base).unwrap();
         assert_eq!(dev.get::<f32>(dxa, n), want.into_raw_vec_and_offset().0);
 
@@ -522,7 +635,17 @@ mod emu {
         let up = rnd(b * cu * hh * ww, 12);
         let cat_n = b * (cs + cu) * hh * ww;
         let cat = dev.zeros(cat_n);
-        let geo = [I32(b as i32), I32(cs as i32), I32(hs as i32), I32(ws as i32), I32(cu as i32), I32(hh as i32), I32(ww as i32), I32(oy as i32), I32(ox as i32)];
+        let geo = [
+            I32(b as i32),
+            I32(cs as i32),
+            I32(hs as i32),
+            I32(ws as i32),
+            I32(cu as i32),
+            I32(hh as i32),
+            I32(ww as i32),
+            I32(oy as i32),
+            I32(ox as i32),
+        ];
         let mut args = vec![Ptr(dev.put(&sk)), Ptr(dev.put(&up)), Ptr(cat)];
         args.extend(geo);
         dev.run("crop_concat", &args);
@@ -533,17 +656,42 @@ mod emu {
         let mut args = vec![Ptr(dev.put(&dcat)), Ptr(dska), Ptr(dupa)];
         args.extend(geo);
         dev.run("split_crop_concat", &args);
-        let (dskv, dupv) = (dev.get::<f32>(dska, dsk0.len()), dev.get::<f32>(dupa, b * cu * hh * ww));
+        let (dskv, dupv) = (
+            dev.get::<f32>(dska, dsk0.len()),
+            dev.get::<f32>(dupa, b * cu * hh * ww),
+        );
         for s in 0..b {
-            let skv = ndarray::ArrayView3::from_shape((cs, hs, ws), &sk[s * cs * hs * ws..][..cs * hs * ws]).unwrap();
-            let upv = ndarray::ArrayView3::from_shape((cu, hh, ww), &up[s * cu * hh * ww..][..cu * hh * ww]).unwrap();
+            let skv = ndarray::ArrayView3::from_shape(
+                (cs, hs, ws),
+                &sk[s * cs * hs * ws..][..cs * hs * ws],
+            )
+            .unwrap();
+            let upv = ndarray::ArrayView3::from_shape(
+                (cu, hh, ww),
+                &up[s * cu * hh * ww..][..cu * hh * ww],
+            )
+            .unwrap();
             let per = (cs + cu) * hh * ww;
-            assert_eq!(&catv[s * per..][..per], skip::crop_concat(skv, oy, ox, upv).as_slice().unwrap());
-            let dc = Array3::from_shape_vec((cs + cu, hh, ww), dcat[s * per..][..per].to_vec()).unwrap();
-            let mut dsk = Array3::from_shape_vec((cs, hs, ws), dsk0[s * cs * hs * ws..][..cs * hs * ws].to_vec()).unwrap();
+            assert_eq!(
+                &catv[s * per..][..per],
+                skip::crop_concat(skv, oy, ox, upv).as_slice().unwrap()
+            );
+            let dc =
+                Array3::from_shape_vec((cs + cu, hh, ww), dcat[s * per..][..per].to_vec()).unwrap();
+            let mut dsk = Array3::from_shape_vec(
+                (cs, hs, ws),
+                dsk0[s * cs * hs * ws..][..cs * hs * ws].to_vec(),
+            )
+            .unwrap();
             let du = skip::split_crop_concat(&dc, oy, ox, dsk.view_mut());
-            assert_eq!(&dskv[s * cs * hs * ws..][..cs * hs * ws], dsk.as_slice().unwrap());
-            assert_eq!(&dupv[s * cu * hh * ww..][..cu * hh * ww], du.as_slice().unwrap());
+            assert_eq!(
+                &dskv[s * cs * hs * ws..][..cs * hs * ws],
+                dsk.as_slice().unwrap()
+            );
+            assert_eq!(
+                &dupv[s * cu * hh * ww..][..cu * hh * ww],
+                du.as_slice().unwrap()
+            );
         }
 
         // Up-convolution: host GEMM cols = Wᵀ·x, scatter kernel (+ bias) = CPU forward;
@@ -563,13 +711,54 @@ mod emu {
         let ya = dev.zeros(cout * 4 * n);
         let ca = dev.put(&cols);
         let biasa = dev.put(&bias);
-        dev.run("up_scatter", &[Ptr(ca), Ptr(biasa), Ptr(ya), I32(1), I32(cout as i32), I32(h as i32), I32(w as i32)]);
-        let yc = upconv::up2x2_forward(ndarray::ArrayView3::from_shape((cin, h, w), &x).unwrap(), &wt, &bias);
-        close(&dev.get::<f32>(ya, cout * 4 * n), yc.as_slice().unwrap(), 1e-6, "up-conv");
+        dev.run(
+            "up_scatter",
+            &[
+                Ptr(ca),
+                Ptr(biasa),
+                Ptr(ya),
+                I32(1),
+                I32(cout as i32),
+                I32(h as i32),
+                I32(w as i32),
+            ],
+        );
+        let yc = upconv::up2x2_forward(
+            ndarray::ArrayView3::from_shape((cin, h, w), &x).unwrap(),
+            &wt,
+            &bias,
+        );
+        close(
+            &dev.get::<f32>(ya, cout * 4 * n),
+            yc.as_slice().unwrap(),
+            1e-6,
+            "up-conv",
+        );
         let zero = dev.zeros(cout);
-        dev.run("up_scatter", &[Ptr(ca), Ptr(zero), Ptr(ya), I32(1), I32(cout as i32), I32(h as i32), I32(w as i32)]);
+        dev.run(
+            "up_scatter",
+            &[
+                Ptr(ca),
+                Ptr(zero),
+                Ptr(ya),
+                I32(1),
+                I32(cout as i32),
+                I32(h as i32),
+                I32(w as i32),
+            ],
+        );
         let back = dev.zeros(cols.len());
-        dev.run("up_gather", &[Ptr(ya), Ptr(back), I32(1), I32(cout as i32), I32(h as i32), I32(w as i32)]);
+        dev.run(
+            "up_gather",
+            &[
+                Ptr(ya),
+                Ptr(back),
+                I32(1),
+                I32(cout as i32),
+                I32(h as i32),
+                I32(w as i32),
+            ],
+        );
         assert_eq!(dev.get::<f32>(back, cols.len()), cols);
     }
 
@@ -579,11 +768,20 @@ mod emu {
         let mut dev = Dev::new();
         let (b, k, h, w) = (2, 3, 13, 23); // 299 pixels per sample: not a multiple of 37 or 256
         let npix = h * w;
-        let logits = rnd(b * k * npix, 20).iter().map(|v| v * 8.0).collect::<Vec<_>>();
+        let logits = rnd(b * k * npix, 20)
+            .iter()
+            .map(|v| v * 8.0)
+            .collect::<Vec<_>>();
         let mut r = ChaCha8Rng::seed_from_u64(21);
         let mut target: Vec<u8> = (0..b * npix).map(|_| r.random_range(0..k as u8)).collect();
         let weight: Vec<f32> = (0..b * npix)
-            .map(|i| if i % 5 == 0 { 0.0 } else { 0.5 + (i % 7) as f32 })
+            .map(|i| {
+                if i % 5 == 0 {
+                    0.0
+                } else {
+                    0.5 + (i % 7) as f32
+                }
+            })
             .collect();
         target[5] = 255; // weight 0 there: ignored
         let scale = 1.0 / 1234.5;
@@ -593,22 +791,57 @@ mod emu {
             let contrib = dev.put(&vec![0f64; b * npix]);
             let bad = dev.put(&[u64::MAX]);
             let out = dev.put(&[0f64]);
-            dev.run("softmax_xent", &[Ptr(la), Ptr(ta), Ptr(wa), Ptr(ga), Ptr(contrib), I32(b as i32), I32(k as i32), I64(npix as i64), F64(scale), Ptr(bad)]);
-            dev.gpu.launch("sum_f64", 1, 256, &[Ptr(contrib), I64((b * npix) as i64), Ptr(out)]).unwrap();
-            (dev.get::<f32>(ga, b * k * npix), dev.get::<f64>(out, 1)[0], dev.get::<u64>(bad, 1)[0])
+            dev.run(
+                "softmax_xent",
+                &[
+                    Ptr(la),
+                    Ptr(ta),
+                    Ptr(wa),
+                    Ptr(ga),
+                    Ptr(contrib),
+                    I32(b as i32),
+                    I32(k as i32),
+                    I64(npix as i64),
+                    F64(scale),
+                    Ptr(bad),
+                ],
+            );
+            dev.gpu
+                .launch(
+                    "sum_f64",
+                    1,
+                    256,
+                    &[Ptr(contrib), I64((b * npix) as i64), Ptr(out)],
+                )
+                .unwrap();
+            (
+                dev.get::<f32>(ga, b * k * npix),
+                dev.get::<f64>(out, 1)[0],
+                dev.get::<u64>(bad, 1)[0],
+            )
         };
         let (g, sum, bad) = run(&mut dev, &target);
         assert_eq!(bad, u64::MAX);
         let mut sum_cpu = 0.0;
         for s in 0..b {
-            let lv = ndarray::ArrayView3::from_shape((k, h, w), &logits[s * k * npix..][..k * npix]).unwrap();
+            let lv =
+                ndarray::ArrayView3::from_shape((k, h, w), &logits[s * k * npix..][..k * npix])
+                    .unwrap();
             let tv = ndarray::ArrayView2::from_shape((h, w), &target[s * npix..][..npix]).unwrap();
             let wv = ndarray::ArrayView2::from_shape((h, w), &weight[s * npix..][..npix]).unwrap();
             let (sc, gc) = unet_train::loss::sample_loss(lv, tv, wv, scale).unwrap();
             sum_cpu += sc;
-            close(&g[s * k * npix..][..k * npix], gc.as_slice().unwrap(), 1e-6, "loss gradient");
+            close(
+                &g[s * k * npix..][..k * npix],
+                gc.as_slice().unwrap(),
+                1e-6,
+                "loss gradient",
+            );
         }
-        assert!((sum - sum_cpu).abs() <= 1e-12 * sum_cpu.abs(), "{sum} vs {sum_cpu}");
+        assert!(
+            (sum - sum_cpu).abs() <= 1e-12 * sum_cpu.abs(),
+            "{sum} vs {sum_cpu}"
+        );
         // Bad targets: the smallest offending index is reported.
         target[401] = 3;
         target[77] = 9;
@@ -628,17 +861,49 @@ mod emu {
             padding: Padding::Same,
         };
         let kinds = [
-            (OptimizerKind::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false }, 0.0),
-            (OptimizerKind::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false }, 1e-2),
+            (
+                OptimizerKind::Sgd {
+                    momentum: 0.0,
+                    dampening: 0.0,
+                    nesterov: false,
+                },
+                0.0,
+            ),
+            (
+                OptimizerKind::Sgd {
+                    momentum: 0.0,
+                    dampening: 0.0,
+                    nesterov: false,
+                },
+                1e-2,
+            ),
             (OptimizerKind::paper_sgd(), 0.0),
-            (OptimizerKind::Sgd { momentum: 0.9, dampening: 0.25, nesterov: true }, 1e-3),
+            (
+                OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    dampening: 0.25,
+                    nesterov: true,
+                },
+                1e-3,
+            ),
             (OptimizerKind::adam(), 0.0),
-            (OptimizerKind::Adam { beta1: 0.8, beta2: 0.95, eps: 1e-6 }, 1e-2),
+            (
+                OptimizerKind::Adam {
+                    beta1: 0.8,
+                    beta2: 0.95,
+                    eps: 1e-6,
+                },
+                1e-2,
+            ),
         ];
         for (kind, wd) in kinds {
             let mut p = unet_train::init::he_init(&cfg, 3).unwrap();
             let mut opt = Optimizer::new(kind, wd, &p);
-            let flat = |q: &Params| (0..q.len()).flat_map(|k| q.data(k).to_vec()).collect::<Vec<f32>>();
+            let flat = |q: &Params| {
+                (0..q.len())
+                    .flat_map(|k| q.data(k).to_vec())
+                    .collect::<Vec<f32>>()
+            };
             let mut dev = Dev::new();
             let n = p.numel();
             let pa = dev.put(&flat(&p));
@@ -653,29 +918,65 @@ mod emu {
                 let lr = 0.01 * t as f32;
                 opt.step(&mut p, &g, lr).unwrap();
                 match kind {
-                    OptimizerKind::Sgd { momentum, .. } if momentum == 0.0 => {
-                        dev.run("sgd_plain", &[Ptr(pa), Ptr(ga), I64(n as i64), F32(lr), F32(wd)])
-                    }
-                    OptimizerKind::Sgd { momentum, dampening, nesterov } => dev.run(
+                    OptimizerKind::Sgd { momentum: 0.0, .. } => dev.run(
+                        "sgd_plain",
+                        &[Ptr(pa), Ptr(ga), I64(n as i64), F32(lr), F32(wd)],
+                    ),
+                    OptimizerKind::Sgd {
+                        momentum,
+                        dampening,
+                        nesterov,
+                    } => dev.run(
                         "sgd_momentum",
-                        &[Ptr(pa), Ptr(ga), Ptr(ba), I64(n as i64), F32(lr), F32(wd), F32(momentum), F32(dampening), I32(nesterov as i32), I32((t == 1) as i32)],
+                        &[
+                            Ptr(pa),
+                            Ptr(ga),
+                            Ptr(ba),
+                            I64(n as i64),
+                            F32(lr),
+                            F32(wd),
+                            F32(momentum),
+                            F32(dampening),
+                            I32(nesterov as i32),
+                            I32((t == 1) as i32),
+                        ],
                     ),
                     OptimizerKind::Adam { beta1, beta2, eps } => {
                         let bc1 = 1.0 - (beta1 as f64).powi(t as i32);
                         let bc2 = 1.0 - (beta2 as f64).powi(t as i32);
                         dev.run(
                             "adam",
-                            &[Ptr(pa), Ptr(ga), Ptr(ba), Ptr(va), I64(n as i64), F32((lr as f64 / bc1) as f32), F32(bc2.sqrt() as f32), F32(beta1), F32(beta2), F32(eps), F32(wd)],
+                            &[
+                                Ptr(pa),
+                                Ptr(ga),
+                                Ptr(ba),
+                                Ptr(va),
+                                I64(n as i64),
+                                F32((lr as f64 / bc1) as f32),
+                                F32(bc2.sqrt() as f32),
+                                F32(beta1),
+                                F32(beta2),
+                                F32(eps),
+                                F32(wd),
+                            ],
                         )
                     }
                 }
                 assert_eq!(dev.get::<f32>(pa, n), flat(&p), "{kind:?} wd {wd} step {t}");
             }
             if kind.buffers() >= 1 {
-                assert_eq!(dev.get::<f32>(ba, n), flat(&opt.state().buffers[0]), "{kind:?}");
+                assert_eq!(
+                    dev.get::<f32>(ba, n),
+                    flat(&opt.state().buffers[0]),
+                    "{kind:?}"
+                );
             }
             if kind.buffers() == 2 {
-                assert_eq!(dev.get::<f32>(va, n), flat(&opt.state().buffers[1]), "{kind:?}");
+                assert_eq!(
+                    dev.get::<f32>(va, n),
+                    flat(&opt.state().buffers[1]),
+                    "{kind:?}"
+                );
             }
         }
     }
@@ -686,19 +987,46 @@ mod emu {
         let mut dev = Dev::new();
         let a = dev.zeros(10);
         // Wrong kinds / counts are refused before launching.
-        assert!(dev.gpu.launch("relu_bwd", 1, 32, &[Ptr(a), Ptr(a), I32(10)]).is_err());
-        assert!(dev.gpu.launch("relu_bwd", 1, 32, &[Ptr(a), Ptr(a)]).is_err());
+        assert!(dev
+            .gpu
+            .launch("relu_bwd", 1, 32, &[Ptr(a), Ptr(a), I32(10)])
+            .is_err());
+        assert!(dev
+            .gpu
+            .launch("relu_bwd", 1, 32, &[Ptr(a), Ptr(a)])
+            .is_err());
         assert!(dev.gpu.launch("nope", 1, 32, &[]).is_err());
         // Reductions need 256-thread blocks.
-        assert!(dev.gpu.launch("sum_f64", 1, 128, &[Ptr(a), I64(1), Ptr(a)]).is_err());
+        assert!(dev
+            .gpu
+            .launch("sum_f64", 1, 128, &[Ptr(a), I64(1), Ptr(a)])
+            .is_err());
         // Out-of-range copies and GEMM operands are refused.
         assert!(dev.gpu.upload(a + 4, &[0u8; 40]).is_err());
         let g = unet_train::backend::cuda::gpu::Gemm {
-            ta: false, tb: false, m: 3, n: 4, k: 2, alpha: 1.0, a, lda: 3, stride_a: 0, b: a, ldb: 2,
-            stride_b: 0, beta: 0.0, c: dev.zeros(11), ldc: 3, stride_c: 0, batch: 1,
+            ta: false,
+            tb: false,
+            m: 3,
+            n: 4,
+            k: 2,
+            alpha: 1.0,
+            a,
+            lda: 3,
+            stride_a: 0,
+            b: a,
+            ldb: 2,
+            stride_b: 0,
+            beta: 0.0,
+            c: dev.zeros(11),
+            ldc: 3,
+            stride_c: 0,
+            batch: 1,
         };
         assert!(dev.gpu.gemm(&g).is_err()); // C needs 12 floats
         let c12 = dev.zeros(12);
-        assert!(dev.gpu.gemm(&unet_train::backend::cuda::gpu::Gemm { c: c12, ..g }).is_ok());
+        assert!(dev
+            .gpu
+            .gemm(&unet_train::backend::cuda::gpu::Gemm { c: c12, ..g })
+            .is_ok());
     }
 }

@@ -129,14 +129,20 @@ mod tests {
             assert!(Device::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
-        assert_eq!(Device::parse(&Device::Cpu.to_string()).unwrap(), Device::Cpu);
+        assert_eq!(
+            Device::parse(&Device::Cpu.to_string()).unwrap(),
+            Device::Cpu
+        );
     }
 
     #[test]
     fn listing_starts_with_the_cpu_and_names_cuda() {
         let l = list_devices();
         assert!(l[0].starts_with("cpu: "), "{l:?}");
-        assert!(l.len() >= 2 && l[1..].iter().all(|s| s.starts_with("cuda")), "{l:?}");
+        assert!(
+            l.len() >= 2 && l[1..].iter().all(|s| s.starts_with("cuda")),
+            "{l:?}"
+        );
         if !cuda_compiled() {
             assert_eq!(l[1], "cuda: not compiled in; rebuild with --features cuda");
         }

@@ -18,8 +18,13 @@ use crate::params::Params;
 
 extern "C" {
     fn emu_signature(name: *const c_char) -> *const c_char;
-    fn emu_launch(name: *const c_char, grid: u32, block: u32, args: *const u64, nargs: usize)
-        -> c_int;
+    fn emu_launch(
+        name: *const c_char,
+        grid: u32,
+        block: u32,
+        args: *const u64,
+        nargs: usize,
+    ) -> c_int;
 }
 
 /// Parameter kinds of kernel `name` as the host compiler sees its declaration (one letter per
@@ -77,7 +82,9 @@ impl EmuGpu {
 
     /// Errors unless `[addr, addr + bytes)` lies inside one live allocation.
     pub fn check_range(&self, addr: u64, bytes: usize, what: &str) -> Result<()> {
-        let m = live().lock().map_err(|_| TrainError::device("emu: poisoned lock"))?;
+        let m = live()
+            .lock()
+            .map_err(|_| TrainError::device("emu: poisoned lock"))?;
         if let Some((&start, &len)) = m.range(..=addr).next_back() {
             if addr - start <= len as u64 && (addr - start) as usize + bytes <= len {
                 return Ok(());
@@ -151,10 +158,14 @@ impl Gpu for EmuGpu {
     fn launch(&self, name: &'static str, grid: u32, block: u32, args: &[Arg]) -> Result<()> {
         kernels::check_args(name, args)?;
         if block == 0 || block > 1024 {
-            return Err(TrainError::device(format!("{name}: block of {block} threads")));
+            return Err(TrainError::device(format!(
+                "{name}: block of {block} threads"
+            )));
         }
         if kernels::REDUCTIONS.contains(&name) && block != kernels::REDUCE_BLOCK {
-            return Err(TrainError::device(format!("{name} needs blocks of 256 threads")));
+            return Err(TrainError::device(format!(
+                "{name} needs blocks of 256 threads"
+            )));
         }
         for a in args {
             if let Arg::Ptr(p) = *a {
@@ -172,7 +183,9 @@ impl Gpu for EmuGpu {
         let r = unsafe { emu_launch(c.as_ptr(), grid.max(1), block, bits.as_ptr(), bits.len()) };
         match r {
             0 => Ok(()),
-            _ => Err(TrainError::device(format!("emu_launch({name}) returned {r}"))),
+            _ => Err(TrainError::device(format!(
+                "emu_launch({name}) returned {r}"
+            ))),
         }
     }
 

@@ -57,7 +57,8 @@ fn grid(n: usize) -> u32 {
 }
 
 fn mul(a: usize, b: usize) -> Result<usize> {
-    a.checked_mul(b).ok_or(TrainError::Core(Box::new(unet_core::Error::Overflow)))
+    a.checked_mul(b)
+        .ok_or(TrainError::Core(Box::new(unet_core::Error::Overflow)))
 }
 
 /// A `[b, c, h, w]` f32 device tensor.
@@ -251,7 +252,14 @@ impl<G: Gpu> Engine<G> {
         })
     }
 
-    fn upload_tensor(&self, data: &[f32], b: usize, c: usize, h: usize, w: usize) -> Result<Tensor<G::Mem>> {
+    fn upload_tensor(
+        &self,
+        data: &[f32],
+        b: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Tensor<G::Mem>> {
         let t = self.tensor(b, c, h, w)?;
         self.gpu.upload(t.addr, bytes(data))?;
         Ok(t)
@@ -348,7 +356,15 @@ impl<G: Gpu> Engine<G> {
         (COLS_BUDGET / (b * cin * 9 * ow).max(1)).clamp(1, oh.max(1))
     }
 
-    fn im2col(&self, x: &Tensor<G::Mem>, cols: u64, ow: usize, p: usize, y0: usize, rows: usize) -> Result<()> {
+    fn im2col(
+        &self,
+        x: &Tensor<G::Mem>,
+        cols: u64,
+        ow: usize,
+        p: usize,
+        y0: usize,
+        rows: usize,
+    ) -> Result<()> {
         let name = "im2col3x3";
         self.launch(
             name,
@@ -369,9 +385,19 @@ impl<G: Gpu> Engine<G> {
     }
 
     /// 3×3 convolution of `x` with parameters `(wid, bias)`, then ReLU if `relu`.
-    fn conv3x3_fwd(&self, x: &Tensor<G::Mem>, wid: ParamId, bid: ParamId, cout: usize, relu: bool) -> Result<Tensor<G::Mem>> {
+    fn conv3x3_fwd(
+        &self,
+        x: &Tensor<G::Mem>,
+        wid: ParamId,
+        bid: ParamId,
+        cout: usize,
+        relu: bool,
+    ) -> Result<Tensor<G::Mem>> {
         let p = crate::backend::cpu::conv::pad_of(self.cfg().padding);
-        let (oh, ow) = ((x.h + 2 * p).checked_sub(2).ok_or_else(missing)?, (x.w + 2 * p).checked_sub(2).ok_or_else(missing)?);
+        let (oh, ow) = (
+            (x.h + 2 * p).checked_sub(2).ok_or_else(missing)?,
+            (x.w + 2 * p).checked_sub(2).ok_or_else(missing)?,
+        );
         let y = self.tensor(x.b, cout, oh, ow)?;
         let plane = oh * ow;
         let kk = 9 * x.c;
@@ -401,18 +427,33 @@ impl<G: Gpu> Engine<G> {
 
     /// Backward of [`Self::conv3x3_fwd`] (ReLU already applied to `dy`): accumulates the
     /// weight and bias gradients, returns `∂E/∂x` if `need_dx`.
-    fn conv3x3_bwd(&self, x: &Tensor<G::Mem>, wid: ParamId, bid: ParamId, dy: &Tensor<G::Mem>, need_dx: bool) -> Result<Option<Tensor<G::Mem>>> {
+    fn conv3x3_bwd(
+        &self,
+        x: &Tensor<G::Mem>,
+        wid: ParamId,
+        bid: ParamId,
+        dy: &Tensor<G::Mem>,
+        need_dx: bool,
+    ) -> Result<Option<Tensor<G::Mem>>> {
         let p = crate::backend::cpu::conv::pad_of(self.cfg().padding);
         let (cout, oh, ow) = (dy.c, dy.h, dy.w);
         let plane = oh * ow;
         let kk = 9 * x.c;
         self.channel_sum_add(dy, self.dw(bid)?)?;
-        let dx = if need_dx { Some(self.tensor(x.b, x.c, x.h, x.w)?) } else { None };
+        let dx = if need_dx {
+            Some(self.tensor(x.b, x.c, x.h, x.w)?)
+        } else {
+            None
+        };
         let rb = Self::block_rows(x.b, x.c, ow, oh);
         let col_bytes = mul(mul(mul(x.b, kk)?, rb * ow)?, 4)?;
         let cols = self.gpu.alloc(col_bytes)?;
         let ca = self.gpu.addr(&cols);
-        let dcols = if need_dx { Some(self.gpu.alloc(col_bytes)?) } else { None };
+        let dcols = if need_dx {
+            Some(self.gpu.alloc(col_bytes)?)
+        } else {
+            None
+        };
         let (wa, dwa) = (self.w(wid)?, self.dw(wid)?);
         let mut y0 = 0;
         while y0 < oh {
@@ -485,7 +526,15 @@ impl<G: Gpu> Engine<G> {
         self.channel_sum_add(dl, self.dw(ParamId::Head { bias: true })?)?;
         let dwa = self.dw(ParamId::Head { bias: false })?;
         for s in 0..feat.b {
-            self.rm_gemm((false, true), (k, c, n), (dl.sample(s), n, 0), (feat.sample(s), n, 0), 1.0, (dwa, c, 0), 1)?;
+            self.rm_gemm(
+                (false, true),
+                (k, c, n),
+                (dl.sample(s), n, 0),
+                (feat.sample(s), n, 0),
+                1.0,
+                (dwa, c, 0),
+                1,
+            )?;
         }
         let dx = self.tensor(feat.b, c, feat.h, feat.w)?;
         self.rm_gemm(
@@ -502,14 +551,24 @@ impl<G: Gpu> Engine<G> {
 
     fn up_fwd(&self, x: &Tensor<G::Mem>, level: usize) -> Result<Tensor<G::Mem>> {
         let (cin, n) = (x.c, x.plane());
-        let cout = self.cfg().channels(level).ok_or(unet_core::Error::Overflow)?;
+        let cout = self
+            .cfg()
+            .channels(level)
+            .ok_or(unet_core::Error::Overflow)?;
         let lv = level as u8;
         let cols = self.gpu.alloc(mul(mul(mul(x.b, 4 * cout)?, n)?, 4)?)?;
         let ca = self.gpu.addr(&cols);
         self.rm_gemm(
             (true, false),
             (4 * cout, n, cin),
-            (self.w(ParamId::Up { level: lv, bias: false })?, 4 * cout, 0),
+            (
+                self.w(ParamId::Up {
+                    level: lv,
+                    bias: false,
+                })?,
+                4 * cout,
+                0,
+            ),
             (x.addr, n, cin * n),
             0.0,
             (ca, n, 4 * cout * n),
@@ -521,7 +580,10 @@ impl<G: Gpu> Engine<G> {
             y.len(),
             &[
                 Arg::Ptr(ca),
-                Arg::Ptr(self.w(ParamId::Up { level: lv, bias: true })?),
+                Arg::Ptr(self.w(ParamId::Up {
+                    level: lv,
+                    bias: true,
+                })?),
                 Arg::Ptr(y.addr),
                 Arg::I32(ci(x.b)?),
                 Arg::I32(ci(cout)?),
@@ -532,7 +594,12 @@ impl<G: Gpu> Engine<G> {
         Ok(y)
     }
 
-    fn up_bwd(&self, x: &Tensor<G::Mem>, level: usize, dy: &Tensor<G::Mem>) -> Result<Tensor<G::Mem>> {
+    fn up_bwd(
+        &self,
+        x: &Tensor<G::Mem>,
+        level: usize,
+        dy: &Tensor<G::Mem>,
+    ) -> Result<Tensor<G::Mem>> {
         let (cin, n, cout) = (x.c, x.plane(), dy.c);
         let lv = level as u8;
         let dcols = self.gpu.alloc(mul(mul(mul(x.b, 4 * cout)?, n)?, 4)?)?;
@@ -549,8 +616,17 @@ impl<G: Gpu> Engine<G> {
                 Arg::I32(ci(x.w)?),
             ],
         )?;
-        self.channel_sum_add(dy, self.dw(ParamId::Up { level: lv, bias: true })?)?;
-        let dwa = self.dw(ParamId::Up { level: lv, bias: false })?;
+        self.channel_sum_add(
+            dy,
+            self.dw(ParamId::Up {
+                level: lv,
+                bias: true,
+            })?,
+        )?;
+        let dwa = self.dw(ParamId::Up {
+            level: lv,
+            bias: false,
+        })?;
         for s in 0..x.b {
             self.rm_gemm(
                 (false, true),
@@ -566,7 +642,14 @@ impl<G: Gpu> Engine<G> {
         self.rm_gemm(
             (false, false),
             (cin, n, 4 * cout),
-            (self.w(ParamId::Up { level: lv, bias: false })?, 4 * cout, 0),
+            (
+                self.w(ParamId::Up {
+                    level: lv,
+                    bias: false,
+                })?,
+                4 * cout,
+                0,
+            ),
             (da, n, 4 * cout * n),
             0.0,
             (dx.addr, n, cin * n),
@@ -594,7 +677,14 @@ impl<G: Gpu> Engine<G> {
         Ok((y, idx, ia))
     }
 
-    fn crop_args(skip: &Tensor<G::Mem>, up_c: usize, h: usize, w: usize, oy: usize, ox: usize) -> Result<[Arg; 9]> {
+    fn crop_args(
+        skip: &Tensor<G::Mem>,
+        up_c: usize,
+        h: usize,
+        w: usize,
+        oy: usize,
+        ox: usize,
+    ) -> Result<[Arg; 9]> {
         Ok([
             Arg::I32(ci(skip.b)?),
             Arg::I32(ci(skip.c)?),
@@ -610,7 +700,11 @@ impl<G: Gpu> Engine<G> {
 
     /// Batched forward pass keeping every activation; `mask` is the concatenated dropout
     /// masks of the batch (shape of the bottom map per sample).
-    fn forward_acts(&self, input: ArrayView4<'_, f32>, mask: Option<&[f32]>) -> Result<Acts<G::Mem>> {
+    fn forward_acts(
+        &self,
+        input: ArrayView4<'_, f32>,
+        mask: Option<&[f32]>,
+    ) -> Result<Acts<G::Mem>> {
         let cfg = self.cfg();
         let (b, cin, h, w) = input.dim();
         if b == 0 {
@@ -673,7 +767,9 @@ impl<G: Gpu> Engine<G> {
             let skip = &a.enc_out[i];
             let cat = self.tensor(b, skip.c + up.c, up.h, up.w)?;
             let mut args = vec![Arg::Ptr(skip.addr), Arg::Ptr(up.addr), Arg::Ptr(cat.addr)];
-            args.extend(Self::crop_args(skip, up.c, up.h, up.w, sh.crop[i], sw.crop[i])?);
+            args.extend(Self::crop_args(
+                skip, up.c, up.h, up.w, sh.crop[i], sw.crop[i],
+            )?);
             self.launch("crop_concat", cat.len(), &args)?;
             let m = self.conv3x3_fwd(&cat, dec(i, 1, false), dec(i, 1, true), c, true)?;
             let o = self.conv3x3_fwd(&m, dec(i, 2, false), dec(i, 2, true), c, true)?;
@@ -693,6 +789,7 @@ impl<G: Gpu> Engine<G> {
             .iter()
             .map(|s| self.tensor(s.b, s.c, s.h, s.w))
             .collect::<Result<Vec<_>>>()?;
+        #[allow(clippy::needless_range_loop)] // `i` indexes five per-level arrays
         for i in 0..l - 1 {
             let (dout, dmid, cat) = (
                 a.dec_out[i].as_ref().ok_or_else(missing)?,
@@ -710,8 +807,19 @@ impl<G: Gpu> Engine<G> {
             let below = a.below(i)?;
             let cu = dcat.c - dskip[i].c;
             let dup = self.tensor(dcat.b, cu, dcat.h, dcat.w)?;
-            let mut args = vec![Arg::Ptr(dcat.addr), Arg::Ptr(dskip[i].addr), Arg::Ptr(dup.addr)];
-            args.extend(Self::crop_args(&dskip[i], cu, dcat.h, dcat.w, a.sh.crop[i], a.sw.crop[i])?);
+            let mut args = vec![
+                Arg::Ptr(dcat.addr),
+                Arg::Ptr(dskip[i].addr),
+                Arg::Ptr(dup.addr),
+            ];
+            args.extend(Self::crop_args(
+                &dskip[i],
+                cu,
+                dcat.h,
+                dcat.w,
+                a.sh.crop[i],
+                a.sw.crop[i],
+            )?);
             self.launch("split_crop_concat", dcat.len(), &args)?;
             d = self.up_bwd(below, i, &dup)?;
         }
@@ -750,11 +858,20 @@ impl<G: Gpu> Engine<G> {
     }
 
     /// Weighted soft-max cross-entropy of the batch: `(Σ w·NLL in f64, ∂(scale·E)/∂logits)`.
-    fn loss(&self, logits: &Tensor<G::Mem>, target: ArrayView3<'_, u8>, weight: ArrayView3<'_, f32>, scale: f64) -> Result<(f64, Tensor<G::Mem>)> {
+    fn loss(
+        &self,
+        logits: &Tensor<G::Mem>,
+        target: ArrayView3<'_, u8>,
+        weight: ArrayView3<'_, f32>,
+        scale: f64,
+    ) -> Result<(f64, Tensor<G::Mem>)> {
         let (b, k, npix) = (logits.b, logits.c, logits.plane());
         let t = target.as_standard_layout();
         let wt = weight.as_standard_layout();
-        let (t, wt) = (t.as_slice().ok_or_else(missing)?, wt.as_slice().ok_or_else(missing)?);
+        let (t, wt) = (
+            t.as_slice().ok_or_else(missing)?,
+            wt.as_slice().ok_or_else(missing)?,
+        );
         let n = b * npix;
         let tm = self.gpu.alloc(n)?;
         self.gpu.upload(self.gpu.addr(&tm), t)?;
@@ -791,7 +908,8 @@ impl<G: Gpu> Engine<G> {
             ],
         )?;
         let mut flag = [0u64];
-        self.gpu.download(self.gpu.addr(&bad), bytes_mut(&mut flag))?;
+        self.gpu
+            .download(self.gpu.addr(&bad), bytes_mut(&mut flag))?;
         if flag[0] != u64::MAX {
             let i = (flag[0] - 1) as usize;
             let (px, w) = (i % npix, logits.w);
@@ -803,7 +921,8 @@ impl<G: Gpu> Engine<G> {
             )));
         }
         let mut sum = [0f64];
-        self.gpu.download(self.gpu.addr(&out), bytes_mut(&mut sum))?;
+        self.gpu
+            .download(self.gpu.addr(&out), bytes_mut(&mut sum))?;
         Ok((sum[0], grad))
     }
 }
@@ -850,7 +969,12 @@ impl<G: Gpu> Backend for Engine<G> {
         Ok(out)
     }
 
-    fn compute_shard_gradients(&mut self, batch: &BatchView<'_>, shard: Shard, dropout: Option<Dropout>) -> Result<StepStats> {
+    fn compute_shard_gradients(
+        &mut self,
+        batch: &BatchView<'_>,
+        shard: Shard,
+        dropout: Option<Dropout>,
+    ) -> Result<StepStats> {
         let cfg = self.cfg();
         batch.validate(&cfg)?;
         let (b, _, h, w) = batch.input.dim();
@@ -866,14 +990,20 @@ impl<G: Gpu> Backend for Engine<G> {
                 let (sh, sw) = sizes(&cfg, h, w)?;
                 let l = cfg.levels - 1;
                 let c = cfg.channels(l).ok_or(unet_core::Error::Overflow)?;
-                dropout::masks(&d, shard.first_sample, b, (c, sh.enc_out[l], sw.enc_out[l]))?
-                    .map(|ms| ms.iter().flat_map(|m| m.iter().copied()).collect::<Vec<f32>>())
+                dropout::masks(&d, shard.first_sample, b, (c, sh.enc_out[l], sw.enc_out[l]))?.map(
+                    |ms| {
+                        ms.iter()
+                            .flat_map(|m| m.iter().copied())
+                            .collect::<Vec<f32>>()
+                    },
+                )
             }
             None => None,
         };
         let acts = self.forward_acts(batch.input, masks.as_deref())?;
         let (sum, dl) = self.loss(&acts.logits, batch.target, batch.weight, scale)?;
-        self.gpu.zero(self.gpu.addr(&self.grads), mul(self.numel, 4)?)?;
+        self.gpu
+            .zero(self.gpu.addr(&self.grads), mul(self.numel, 4)?)?;
         self.backward(&acts, &dl)?;
         Ok(StepStats {
             loss: sum * scale,
@@ -896,10 +1026,16 @@ impl<G: Gpu> Backend for Engine<G> {
         let n = cl(self.numel)?;
         let (p, g) = (self.gpu.addr(&self.params), self.gpu.addr(&self.grads));
         match self.kind {
-            OptimizerKind::Sgd { momentum, .. } if momentum == 0.0 => self.launch(
+            OptimizerKind::Sgd { momentum: 0.0, .. } => self.launch(
                 "sgd_plain",
                 self.numel,
-                &[Arg::Ptr(p), Arg::Ptr(g), Arg::I64(n), Arg::F32(lr), Arg::F32(wd)],
+                &[
+                    Arg::Ptr(p),
+                    Arg::Ptr(g),
+                    Arg::I64(n),
+                    Arg::F32(lr),
+                    Arg::F32(wd),
+                ],
             )?,
             OptimizerKind::Sgd {
                 momentum,

@@ -170,16 +170,14 @@ impl CudaGpu {
 
     /// `NAME, X MiB, compute capability M.m` of this device.
     pub fn describe(&self) -> Result<String> {
-        Ok(describe_ctx(&self.ctx)?)
+        describe_ctx(&self.ctx)
     }
 }
 
 fn describe_ctx(ctx: &Arc<CudaContext>) -> Result<String> {
     let name = ctx.name().map_err(de("device name"))?;
     let mem = ctx.total_mem().map_err(de("device memory"))?;
-    let (ma, mi) = ctx
-        .compute_capability()
-        .map_err(de("compute capability"))?;
+    let (ma, mi) = ctx.compute_capability().map_err(de("compute capability"))?;
     Ok(format!(
         "{name}, {} MiB, compute capability {ma}.{mi}",
         mem >> 20

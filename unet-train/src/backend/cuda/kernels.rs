@@ -47,7 +47,12 @@ pub const SOURCES: &[Source] = &[
     Source {
         file: "skip.cu",
         code: include_str!("kernels/skip.cu"),
-        kernels: &["crop_concat", "split_crop_concat", "up_scatter", "up_gather"],
+        kernels: &[
+            "crop_concat",
+            "split_crop_concat",
+            "up_scatter",
+            "up_gather",
+        ],
     },
     Source {
         file: "loss.cu",
