@@ -17,7 +17,8 @@ export UNET_PTXAS="$nvidia/cuda_nvcc/bin/ptxas"
 export UNET_REQUIRE_NVRTC=1   # a missing NVRTC or ptxas fails instead of skipping
 
 cargo build -p unet-train --features cuda
+# `cuda-emu` = `cuda` + the kernels compiled for the host (tests only); one feature set below so
+# that clippy and the tests share one build.
 cargo clippy -p unet-train --features cuda-emu --all-targets -- -D warnings
-cargo test -p unet-train --features cuda --test cuda_nvrtc -- --nocapture
-cargo test -p unet-train --features cuda-emu --test cuda_parity -- --nocapture
-cargo test -p unet-train --features cuda --lib backend::device
+cargo test -p unet-train --features cuda-emu --test cuda_nvrtc --test cuda_parity -- --nocapture
+cargo test -p unet-train --features cuda-emu --lib backend::device

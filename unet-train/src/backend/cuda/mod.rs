@@ -25,7 +25,7 @@
 //! - The same `.cu` sources compiled as C++ for the host (feature `cuda-emu`, `host_emu.h`:
 //!   thread indices as thread-locals, `__syncthreads` as a real barrier over one std::thread
 //!   per CUDA thread) match the CPU backend kernel by kernel on random inputs, including sizes
-//!   that are not multiples of the block size (`tests/cuda_kernels_emu.rs`).
+//!   that are not multiples of the block size (`tests/cuda_parity.rs`, module `emu`).
 //! - The whole [`engine::Engine`] — buffer layout, the row-major → cuBLAS column-major GEMM
 //!   mapping, batching, the order of operations, loss, optimisers — runs on that host
 //!   emulation (SGEMM by matrixmultiply with cuBLAS's strided-batched, column-major contract)
