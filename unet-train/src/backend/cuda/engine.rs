@@ -4,7 +4,7 @@
 //! `optim.rs`, operation for operation, with whole batches per launch.
 //!
 //! Feature maps are `[B, C, H, W]` device tensors. GEMMs are row-major products mapped onto
-//! cuBLAS's column-major `sgemm_strided_batched` ([`Engine::rm_gemm`]); the batch dimension is
+//! cuBLAS's column-major `sgemm_strided_batched` (`Engine::rm_gemm`); the batch dimension is
 //! the GEMM batch where each sample has its own output (forward products, input gradients) and
 //! a loop of accumulating GEMMs where all samples add into one weight gradient.
 

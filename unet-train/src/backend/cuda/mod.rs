@@ -34,7 +34,7 @@
 //! - Kernel argument lists are checked at every launch against [`kernels::KERNELS`], and that
 //!   table against the parameter types of the compiled sources.
 //! - Without a driver nothing panics: [`device`](crate::backend::device) reports
-//!   "no driver found (libcuda not present)", [`CudaBackend::new`] returns an error.
+//!   "no driver found (libcuda not present)", [`CudaBackend::cuda`](Engine::cuda) returns an error.
 //!
 //! # Only a GPU can verify
 //! The real cuBLAS calls and their handle/stream binding, driver-side PTX JIT and module
