@@ -168,6 +168,14 @@ impl CudaGpu {
         })
     }
 
+    /// Makes the context current on the calling thread: the raw driver and cuBLAS calls need
+    /// it, and the backend may move between threads (cudarc's safe calls bind by themselves).
+    fn bind(&self) -> Result<()> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(de("binding the CUDA context"))
+    }
+
     /// `NAME, X MiB, compute capability M.m` of this device.
     pub fn describe(&self) -> Result<String> {
         describe_ctx(&self.ctx)
@@ -219,6 +227,7 @@ impl Gpu for CudaGpu {
     }
 
     fn upload(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.bind()?;
         // SAFETY: `dst` is a live allocation of at least `src.len()` bytes (caller contract);
         // the host slice is copied before `synchronize` returns, so it outlives the copy.
         unsafe { drv::memcpy_htod_async(dst, src, self.stream.cu_stream()) }
@@ -227,6 +236,7 @@ impl Gpu for CudaGpu {
     }
 
     fn download(&self, src: u64, dst: &mut [u8]) -> Result<()> {
+        self.bind()?;
         // SAFETY: `src` holds `dst.len()` bytes (caller contract); we synchronise before the
         // host buffer is read or freed.
         unsafe { drv::memcpy_dtoh_async(dst, src, self.stream.cu_stream()) }
@@ -235,6 +245,7 @@ impl Gpu for CudaGpu {
     }
 
     fn zero(&self, dst: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
         // SAFETY: `dst` holds `bytes` bytes (caller contract).
         unsafe { drv::memset_d8_async(dst, 0, bytes, self.stream.cu_stream()) }
             .map_err(de("zeroing device memory"))
@@ -276,6 +287,7 @@ impl Gpu for CudaGpu {
                 blas_sys::cublasOperation_t::CUBLAS_OP_N
             }
         };
+        self.bind()?;
         let (alpha, beta) = (g.alpha, g.beta);
         // SAFETY: the caller sizes A, B, C for the dimensions, leading dimensions and strides
         // given (the `Gemm` contract); alpha/beta are host scalars (cuBLAS's default pointer
