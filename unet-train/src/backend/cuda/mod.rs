@@ -6,7 +6,7 @@
 //! file order); the activations of a batch are device tensors `[B, C, H, W]`. Host↔device
 //! copies: the batch in (input, targets, weights, dropout masks), the loss and one error flag
 //! out per step, and parameters / gradients / optimiser state only when asked
-//! ([`crate::backend::Backend::params`], checkpoints). f32 throughout (the loss sums in f64 as on the CPU).
+//! ([`Backend::params`], checkpoints). f32 throughout (the loss sums in f64 as on the CPU).
 //! - GEMMs: cuBLAS `sgemm_strided_batched` — 3×3 convolutions as `W · im2col(X)` in blocks of
 //!   output rows (at most [`engine::COLS_BUDGET`] column elements per batch), the 2×2
 //!   up-convolution as `Wᵀ · X` plus a scatter, the 1×1 head.
@@ -29,8 +29,8 @@
 //! - The whole [`engine::Engine`] — buffer layout, the row-major → cuBLAS column-major GEMM
 //!   mapping, batching, the order of operations, loss, optimisers — runs on that host
 //!   emulation (SGEMM by matrixmultiply with cuBLAS's strided-batched, column-major contract)
-//!   and matches the CPU backend: forward, loss, gradients, several SGD/Adam steps, dropout
-//!   (`tests/cuda_parity.rs`).
+//!   and matches the CPU backend: forward, loss, gradients, several SGD/Adam steps, dropout,
+//!   two shards adding up to the whole batch, a short training run (`tests/cuda_parity.rs`).
 //! - Kernel argument lists are checked at every launch against [`kernels::KERNELS`], and that
 //!   table against the parameter types of the compiled sources.
 //! - Without a driver nothing panics: [`device`](crate::backend::device) reports
@@ -40,7 +40,8 @@
 //! The real cuBLAS calls and their handle/stream binding, driver-side PTX JIT and module
 //! loading, launch limits, memory use and speed, and the numerics of `exp`/`log` in device
 //! code (the parity test's tolerances cover them). Run, on a machine with an NVIDIA driver,
-//! the CUDA toolkit libraries (or the `nvidia-*-cu12` wheels on `LD_LIBRARY_PATH`):
+//! the CUDA toolkit libraries (or the `nvidia-*-cu12` wheels: libcublas on `LD_LIBRARY_PATH`,
+//! NVRTC there or in `UNET_NVRTC_LIB_DIR`):
 //!
 //! ```text
 //! UNET_REQUIRE_GPU=1 cargo test -p unet-train --features cuda --test cuda_parity -- --nocapture
@@ -51,15 +52,25 @@
 //!
 //! # Several GPUs (planned)
 //! Data parallelism goes through the [`Shard`](crate::backend::Shard) seam: one `CudaBackend`
-//! per GPU, each computing [`crate::backend::Backend::compute_shard_gradients`] on its slice of the batch with
-//! the whole batch's loss denominator and dropout sample offset (so shard gradients add up to
-//! the batch's), then an all-reduce (sum) of the flat gradient vectors — one NCCL
-//! `ncclAllReduce` over the single contiguous gradient buffer each engine already keeps (cudarc
-//! has NCCL bindings, feature `nccl`) — and the same `apply_gradients` on every replica. Until
-//! then, [`crate::backend::Backend::gradients`] / [`crate::backend::Backend::set_gradients`] do the all-reduce through the host.
+//! per GPU, each computing [`Backend::compute_shard_gradients`] on its slice of the batch
+//! with the whole batch's loss denominator and dropout sample offset (so shard gradients add
+//! up to the batch's; checked on the emulation), then an all-reduce (sum) of the flat
+//! gradient vectors — one NCCL `ncclAllReduce` over the single contiguous gradient buffer each
+//! engine already keeps (cudarc has NCCL bindings, feature `nccl`) — and the same
+//! `apply_gradients` on every replica. Until then, [`Backend::gradients`] /
+//! [`Backend::set_gradients`] do the all-reduce through the host.
+//!
+//! # Known costs (not yet measured on a GPU)
+//! Every layer allocates its outputs and scratch per call (zero-filled, stream-ordered); the
+//! evaluation [`Backend::forward`] keeps all activations like training does; weight
+//! gradients are accumulated by one GEMM per sample and row block. A persistent workspace per
+//! batch shape and a batched weight-gradient GEMM are the obvious next steps once a GPU can
+//! time them.
 
 pub mod engine;
 pub mod gpu;
+#[allow(unused_imports)] // for the doc links above
+use crate::backend::Backend;
 pub mod kernels;
 
 #[cfg(feature = "cuda-emu")]
