@@ -38,6 +38,10 @@ pub enum TrainError {
         /// What is wrong with it.
         what: String,
     },
+    /// A compute device failed or is unavailable (no CUDA driver, not compiled in, a CUDA,
+    /// cuBLAS or NVRTC error).
+    #[error("device: {0}")]
+    Device(String),
     /// The loss became NaN or infinite; training stops and the last good checkpoint is kept.
     #[error("loss is {loss} at step {step}: training diverged (lower --lr?); the last good checkpoint was kept")]
     NonFinite {
@@ -58,6 +62,11 @@ impl TrainError {
     /// An [`TrainError::Invalid`] from anything printable.
     pub fn invalid(what: impl Into<String>) -> Self {
         TrainError::Invalid(what.into())
+    }
+
+    /// A [`TrainError::Device`] from anything printable.
+    pub fn device(what: impl Into<String>) -> Self {
+        TrainError::Device(what.into())
     }
 
     /// An [`TrainError::Io`] for `path`.

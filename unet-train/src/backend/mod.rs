@@ -20,6 +20,9 @@
 //! `(seed, step, sample index in the batch)`, so sharding does not change them.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod device;
 pub mod dropout;
 
 use ndarray::{Array4, ArrayView3, ArrayView4};
