@@ -11,8 +11,8 @@ use core::marker::PhantomData;
 /// # Safety
 ///
 /// [`crate::Model::segment`] and [`crate::gemm::gemm_exec`] hand each worker index its own part
-/// of the caller's scratch through raw pointers, so an implementation must guarantee, for every call of
-/// [`Executor::run`]:
+/// of the caller's scratch through raw pointers, so an implementation must guarantee, for every
+/// call of [`Executor::run`]:
 /// - `job(j, w)` is called with `w < self.workers()`;
 /// - two calls that may overlap in time never get the same worker index `w`;
 /// - every call of `job` has returned when `run` returns (no call outlives `run`);

@@ -86,7 +86,8 @@ impl Plan {
     /// Plans an `h × w` tile for up to `workers` workers ([`crate::Model::forward_with`]): the
     /// scratch holds one GEMM pack buffer per worker after the feature maps, so
     /// [`Plan::scratch_len`] grows by [`Plan::pack_len_per_worker`] for each worker past the
-    /// first (about 1.1 M elements at most, 4.4 MB). `workers = 0` is an error.
+    /// first (at most `MC·KC + KC·NC` = 280,576 elements, 1.1 MiB, see [`crate::gemm`]).
+    /// `workers = 0` is an error.
     pub fn with_workers(
         config: &Config,
         h: usize,

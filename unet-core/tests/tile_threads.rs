@@ -5,8 +5,9 @@
 //! oracles elsewhere (gemm_oracle, conv_oracle, pytorch_parity).
 //!
 //! Also: the multi-worker forward pass never allocates, counted on every thread that runs a
-//! job, with a persistent thread pool that does not allocate per call ([`Pool`]); and the
-//! `RayonExecutor` gives the same bits (with `--features rayon`).
+//! job, with a persistent thread pool that does not allocate per call ([`Pool`]: `RayonExecutor`
+//! itself boxes its jobs, so it cannot take part in that count); and the `RayonExecutor` gives
+//! the same bits (with `--features rayon`).
 #![allow(clippy::result_large_err)]
 
 mod counting_alloc;
@@ -185,6 +186,21 @@ fn scratch_grows_by_one_pack_per_worker() {
         model.plan_workers(44, 44, usize::MAX),
         Err(Error::Overflow)
     ));
+
+    // The documented bound of one worker's pack buffer (1.1 MiB), reached by the paper's tile.
+    let paper = config(5, 64, 1, 2, Padding::Valid);
+    let p = unet_core::Plan::with_workers(&paper, 572, 572, 2).unwrap();
+    assert_eq!(
+        p.pack_len_per_worker(),
+        gemm::MC * gemm::KC + gemm::KC * gemm::NC
+    );
+    assert_eq!(
+        p.scratch_len(),
+        unet_core::Plan::new(&paper, 572, 572)
+            .unwrap()
+            .scratch_len()
+            + p.pack_len_per_worker()
+    );
 
     // An executor with more workers than the plan has room for is refused, output untouched.
     let p = model.plan_workers(44, 44, 2).unwrap();
