@@ -1,4 +1,4 @@
-//! Times whole tiles of unet-core's forward pass (single thread) and prints median ms and GFLOP/s.
+//! Times whole tiles of unet-core's forward pass and prints median ms and GFLOP/s.
 //!
 //! `cargo run --release -p unet-core --example bench_tile -- [paper|base16|small] [RUNS]`
 //!
@@ -6,16 +6,78 @@
 //! - `base16`: 5 levels, 16 base channels, valid, 572² → 388², 2 classes (18.9 GFLOP);
 //! - `small`: 3 levels, 4 base channels, valid, 188² tile.
 //!
-//! Weights are random (`unet_core::synth`), which does not change the work done.
+//! Weights are random (`unet_core::synth`), which does not change the work done. Environment:
+//! - `THREADS=n` (default 1): run each tile with [`Model::forward_with`] on `n` workers
+//!   (`RayonExecutor` with `--features rayon`, otherwise scoped std threads per call);
+//! - `MODEL=path`: weights from this unet model file instead (its own architecture; the preset
+//!   still chooses the tile size, or `TILE=n`);
+//! - `INPUT=path`: the input tile as raw little-endian f32 `[in_channels, h, w]` instead of
+//!   random values;
+//! - `LOGITS=path`: after timing, write the tile's logits there as raw little-endian f32
+//!   `[num_classes, out_h, out_w]` (for comparisons with other runtimes: `bench/peers.py`).
+//!
+//! The last line is machine-readable: `RESULT median_ms=… gflop=… scratch_bytes=… threads=…`.
 
 use std::time::Instant;
 
-use unet_core::{synth, Config, DType, Model, Output, Padding};
+use unet_core::{synth, Config, DType, Executor, Model, Output, Padding};
+
+/// Runs jobs on `n` scoped std threads spawned per call (used without the `rayon` feature).
+#[cfg(not(feature = "rayon"))]
+struct ScopedThreads(usize);
+
+// SAFETY: thread `w` (one per worker index `w < n`) runs its jobs one after another; each job
+// index is taken once from the shared counter; `thread::scope` joins every thread before
+// returning.
+#[cfg(not(feature = "rayon"))]
+unsafe impl Executor for ScopedThreads {
+    fn workers(&self) -> usize {
+        self.0
+    }
+    fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for w in 0..self.0.min(jobs) {
+                let next = &next;
+                s.spawn(move || loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j >= jobs {
+                        break;
+                    }
+                    job(j, w);
+                });
+            }
+        });
+    }
+}
+
+fn executor(threads: usize) -> Box<dyn Executor> {
+    if threads == 1 {
+        return Box::new(unet_core::Sequential);
+    }
+    #[cfg(feature = "rayon")]
+    {
+        Box::new(unet_core::exec::RayonExecutor::new(threads).expect("thread pool"))
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        Box::new(ScopedThreads(threads))
+    }
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().map(|s| {
+        s.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {s:?}"))
+    })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map(String::as_str).unwrap_or("small");
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let threads = env_usize("THREADS").unwrap_or(1).max(1);
     let (base, levels, tile) = match which {
         "paper" => (64, 5, 572),
         "base16" => (16, 5, 572),
@@ -25,6 +87,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let tile = env_usize("TILE").unwrap_or(tile);
     let config = Config {
         in_channels: 1,
         num_classes: 2,
@@ -32,30 +95,66 @@ fn main() {
         levels,
         padding: Padding::Valid,
     };
-    let bytes = synth::random_model(&config, DType::F32, 1, "none");
-    let model = Model::from_safetensors(&bytes).expect("synthetic model loads");
-    let plan = model.plan(tile, tile).expect("legal tile");
-    let input = synth::random_input(plan.input_len(), 2);
+    let bytes = match std::env::var("MODEL") {
+        Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        Err(_) => synth::random_model(&config, DType::F32, 1, "none"),
+    };
+    let model = Model::from_safetensors(&bytes).expect("model loads");
+    let exec = executor(threads);
+    let plan = model.plan_workers(tile, tile, threads).expect("legal tile");
+    let input = match std::env::var("INPUT") {
+        Ok(path) => {
+            let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(raw.len(), plan.input_len() * 4, "{path}: not [c, h, w] f32");
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        }
+        Err(_) => synth::random_input(plan.input_len(), 2),
+    };
     let mut scratch = vec![0f32; plan.scratch_len()];
     let mut out = vec![0f32; plan.output_len()];
     let flops = plan.flops().expect("flop count fits u64") as f64;
     let (oh, ow) = plan.output_size();
+    let c = model.config();
     println!(
-        "{which}: {tile}x{tile} -> {oh}x{ow}, {:.1} GFLOP, scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB)",
+        "{which}: levels {}, base {}, {tile}x{tile} -> {oh}x{ow}, {:.2} GFLOP, {threads} thread(s), scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB, pack {:.1} MiB per worker)",
+        c.levels,
+        c.base_channels,
         flops / 1e9,
         plan.scratch_bytes(),
         plan.scratch_bytes() as f64 / (1 << 20) as f64,
-        plan.scratch_lower_bound() as f64 * 4.0 / (1 << 20) as f64
+        plan.scratch_lower_bound() as f64 * 4.0 / (1 << 20) as f64,
+        plan.pack_len_per_worker() as f64 * 4.0 / (1 << 20) as f64
     );
     let mut times = Vec::with_capacity(runs);
     for r in 0..runs {
         let t = Instant::now();
         model
-            .forward(&plan, &input, &mut scratch, Output::Probabilities(&mut out))
+            .forward_with(
+                &*exec,
+                &plan,
+                &input,
+                &mut scratch,
+                Output::Probabilities(&mut out),
+            )
             .expect("forward");
         let s = t.elapsed().as_secs_f64();
         println!("  run {r}: {:.1} ms", s * 1e3);
         times.push(s);
+    }
+    if let Ok(path) = std::env::var("LOGITS") {
+        model
+            .forward_with(
+                &*exec,
+                &plan,
+                &input,
+                &mut scratch,
+                Output::Logits(&mut out),
+            )
+            .expect("forward");
+        let raw: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&path, raw).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
     if times.is_empty() {
         return;
@@ -63,8 +162,14 @@ fn main() {
     times.sort_by(|a, b| a.total_cmp(b));
     let med = times[times.len() / 2];
     println!(
-        "median {:.1} ms, {:.2} GFLOP/s (1 thread, {runs} runs)",
+        "median {:.1} ms, {:.2} GFLOP/s ({threads} thread(s), {runs} runs)",
         med * 1e3,
         flops / med / 1e9
+    );
+    println!(
+        "RESULT median_ms={:.3} gflop={:.4} scratch_bytes={} threads={threads}",
+        med * 1e3,
+        flops / 1e9,
+        plan.scratch_bytes()
     );
 }

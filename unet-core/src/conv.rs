@@ -22,7 +22,10 @@
 
 use crate::arch::Padding;
 use crate::error::Error;
-use crate::gemm::{self, Dest, Epilogue, Kernel, MatMut, MatRef, PackB, WeightMatrix};
+use core::marker::PhantomData;
+
+use crate::exec::{Executor, Sequential};
+use crate::gemm::{self, Epilogue, Kernel, MatRef, MatShared, PackB, SharedDest, WeightMatrix};
 use crate::tensor::TensorView;
 
 /// A read-only CHW feature map. `data.len() >= c·h·w`.
@@ -113,7 +116,8 @@ impl<'s> ConvInput<'s> {
 
 /// Scratch (f32 elements) that [`conv3x3`] needs for an output of `c_out` channels over
 /// `out_h × out_w` pixels from `c_in` input channels (any kernel of this target). Bounded by the
-/// GEMM blocking (about 1.1 M elements) and by the layer's own size; never overflows.
+/// GEMM blocking (at most `MC·KC + KC·NC` = 280,576 elements, 1.1 MiB) and by the layer's own
+/// size; never overflows.
 pub fn conv3x3_pack_len(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> usize {
     gemm::pack_len(c_out, out_h.saturating_mul(out_w), c_in.saturating_mul(9))
 }
@@ -167,6 +171,25 @@ pub fn conv3x3_with(
     out: MapMut<'_>,
     pack: &mut [f32],
 ) -> Result<(), Error> {
+    conv3x3_exec(kernel, &Sequential, w, b, input, padding, relu, out, pack)
+}
+
+/// [`conv3x3_with`] on the workers of `exec`: the output pixels (GEMM columns) are split between
+/// them ([`gemm::gemm_exec`]); the result is bit-identical to one worker's. `pack` is cut into
+/// `exec.workers()` equal parts, each of at least [`conv3x3_pack_len`] elements (errors and
+/// guarantees otherwise as [`conv3x3_with`]).
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_exec(
+    kernel: Kernel,
+    exec: &dyn Executor,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: &ConvInput<'_>,
+    padding: Padding,
+    relu: bool,
+    out: MapMut<'_>,
+    pack: &mut [f32],
+) -> Result<(), Error> {
     let bad = |what| Err(Error::InvalidArgument { what });
     let pad = match padding {
         Padding::Valid => 0,
@@ -211,12 +234,13 @@ pub fn conv3x3_with(
     let epilogue = Epilogue::new(Some(*b), 1, relu);
     let needed = out.c.checked_mul(n).ok_or(Error::Overflow)?;
     let got = out.data.len();
-    let mut dest = MatMut::new(out.data, out.c, n, n, epilogue).ok_or(Error::BufferTooSmall {
-        buffer: "conv3x3 output",
-        needed,
-        got,
-    })?;
-    gemm::gemm(kernel, &a, &im2col, &mut dest, 0..n, pack)
+    let mut dest =
+        MatShared::new(out.data, out.c, n, n, epilogue).ok_or(Error::BufferTooSmall {
+            buffer: "conv3x3 output",
+            needed,
+            got,
+        })?;
+    gemm::gemm_exec(kernel, exec, &a, &im2col, &mut dest, pack)
 }
 
 /// The im2col matrix of a [`ConvInput`], generated while packing: row `ci·9 + 3i + j`, column
@@ -366,6 +390,21 @@ pub fn up2x2_with(
     out: MapMut<'_>,
     pack: &mut [f32],
 ) -> Result<(), Error> {
+    up2x2_exec(kernel, &Sequential, w, b, input, out, pack)
+}
+
+/// [`up2x2_with`] on the workers of `exec` (input pixels split between them, bit-identical to
+/// one worker); `pack` is cut into `exec.workers()` equal parts, each of at least
+/// [`up2x2_pack_len`] elements.
+pub fn up2x2_exec(
+    kernel: Kernel,
+    exec: &dyn Executor,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: Map<'_>,
+    out: MapMut<'_>,
+    pack: &mut [f32],
+) -> Result<(), Error> {
     let bad = |what| Err(Error::InvalidArgument { what });
     let (cin, cout) = (input.c, out.c);
     let n = input.h.checked_mul(input.w).ok_or(Error::Overflow)?;
@@ -395,30 +434,48 @@ pub fn up2x2_with(
     })?;
     let a = WeightMatrix::new(*w, m, cin, 1, m).ok_or(Error::Overflow)?;
     let mut dest = Up2x2Dest {
-        out,
+        ptr: out.data.as_mut_ptr(),
+        len: out.data.len(),
+        c: cout,
+        h: out.h,
+        w: out.w,
         in_w: input.w,
         n,
         epilogue: Epilogue::new(Some(*b), 4, false),
+        _out: PhantomData,
     };
-    gemm::gemm(kernel, &a, &bmat, &mut dest, 0..n, pack)
+    gemm::gemm_exec(kernel, exec, &a, &bmat, &mut dest, pack)
 }
 
 /// Destination of [`up2x2`]: row `4·co + 2i + j`, column `y·in_w + x` goes to
-/// `out[co, 2y+i, 2x+j]`. Sizes were checked by [`up2x2_with`].
+/// `out[co, 2y+i, 2x+j]` (`c × h × w` at `ptr`, `len` elements, borrowed `&mut` for `'o`). Each
+/// output element belongs to exactly one column, so workers with disjoint columns write
+/// disjoint elements. Sizes were checked by [`up2x2_exec`].
 struct Up2x2Dest<'o, 'b> {
-    out: MapMut<'o>,
+    ptr: *mut f32,
+    len: usize,
+    c: usize,
+    h: usize,
+    w: usize,
     in_w: usize,
     n: usize,
     epilogue: Epilogue<'b>,
+    _out: PhantomData<&'o mut [f32]>,
 }
 
-impl Dest for Up2x2Dest<'_, '_> {
+// SAFETY: an exclusive borrow of the output handed to the workers, which write disjoint
+// columns, hence disjoint elements (`SharedDest` contract); the epilogue is read-only.
+unsafe impl Sync for Up2x2Dest<'_, '_> {}
+
+// SAFETY: column `(y, x)` of row `(co, i, j)` is the single element `out[co, 2y+i, 2x+j]`; a call
+// for columns `n0..n0 + cols` reads and writes only those columns' elements (see below).
+unsafe impl SharedDest for Up2x2Dest<'_, '_> {
     fn dims(&self) -> (usize, usize) {
-        (self.out.c * 4, self.n)
+        (self.c * 4, self.n)
     }
 
-    fn store(
-        &mut self,
+    unsafe fn store_shared(
+        &self,
         m0: usize,
         n0: usize,
         rows: usize,
@@ -428,7 +485,7 @@ impl Dest for Up2x2Dest<'_, '_> {
         first: bool,
         _last: bool,
     ) {
-        let (oh, ow, iw) = (self.out.h, self.out.w, self.in_w);
+        let (oh, ow, iw) = (self.h, self.w, self.in_w);
         for r in 0..rows {
             let row = m0 + r;
             let (co, i, j) = (row / 4, (row / 2) % 2, row % 2);
@@ -438,9 +495,15 @@ impl Dest for Up2x2Dest<'_, '_> {
             while c < cols {
                 let len = (cols - c).min(iw - x);
                 let start = (co * oh + 2 * y + i) * ow + 2 * x + j;
-                let dst = self.out.data[start..start + 2 * len - 1]
-                    .iter_mut()
-                    .step_by(2);
+                // Checked like a slice index would be (sizes were checked by `up2x2_exec`).
+                assert!(co < self.c && start + 2 * len - 1 <= self.len);
+                // SAFETY: in bounds (checked above). The slice spans output row `2y+i`, pixels
+                // `2x+j ..= 2(x+len−1)+j`, which all belong to columns `(y, x..x+len)` of this
+                // call, so no concurrent call touches them (caller contract); it dies at the end
+                // of this iteration.
+                let run =
+                    unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), 2 * len - 1) };
+                let dst = run.iter_mut().step_by(2);
                 if first {
                     dst.zip(&t[c..c + len]).for_each(|(o, &v)| *o = bias + v);
                 } else {

@@ -1,23 +1,29 @@
-//! Running the tiles of a frame: the [`Executor`] seam. unet-core never spawns threads; the
-//! caller brings an executor ([`Sequential`] here, [`RayonExecutor`] with the `rayon` feature,
-//! or their own, e.g. a camera pipeline's worker pool).
+//! Using several cores: the [`Executor`] seam. unet-core never spawns threads; the caller brings
+//! an executor ([`Sequential`] here, [`RayonExecutor`] with the `rayon` feature, or their own,
+//! e.g. a camera pipeline's worker pool). Two things run on it: the tiles of a frame
+//! ([`crate::Model::segment`]) and the column blocks of every convolution GEMM of one tile
+//! ([`crate::Model::forward_with`], through [`crate::gemm::gemm_exec`]).
+
+use core::marker::PhantomData;
 
 /// Runs `jobs` independent jobs on up to [`Executor::workers`] workers.
 ///
 /// # Safety
 ///
-/// [`crate::Model::segment`] hands each worker index its own part of the caller's scratch
-/// through raw pointers, so an implementation must guarantee, for every call of
-/// [`Executor::run`]:
+/// [`crate::Model::segment`] and [`crate::gemm::gemm_exec`] hand each worker index its own part
+/// of the caller's scratch through raw pointers, so an implementation must guarantee, for every
+/// call of [`Executor::run`]:
 /// - `job(j, w)` is called with `w < self.workers()`;
 /// - two calls that may overlap in time never get the same worker index `w`;
 /// - every call of `job` has returned when `run` returns (no call outlives `run`);
-/// - each `j` in `0..jobs` is passed exactly once (otherwise part of the output is not
-///   written — not unsound, but wrong).
+/// - each `j` in `0..jobs` is passed exactly once: [`crate::gemm::gemm_exec`] lets job `j`
+///   write its own columns of a layer's output, so two calls with the same `j` at once would
+///   race (and a job never run leaves part of the output unwritten).
 ///
 /// Which worker runs which job does not affect the result: jobs write disjoint outputs.
 pub unsafe trait Executor {
-    /// Number of workers (≥ 1); the scratch holds one tile workspace per worker.
+    /// Number of workers (≥ 1); the scratch holds one workspace per worker (a tile workspace
+    /// for [`crate::Model::segment`], a GEMM pack buffer for [`crate::Model::forward_with`]).
     fn workers(&self) -> usize;
     /// Calls `job(j, w)` for every `j` in `0..jobs` (see the trait's safety contract).
     fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync));
@@ -37,6 +43,46 @@ unsafe impl Executor for Sequential {
         for j in 0..jobs {
             job(j, 0);
         }
+    }
+}
+
+/// A mutable slice that several workers write through, each into a part no other worker
+/// touches at the same time. The only place where unet-core aliases a `&mut`.
+pub(crate) struct Shared<'s, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'s mut [T]>,
+}
+
+// SAFETY: a `Shared` is only a way to hand disjoint sub-slices of one `&mut [T]` to several
+// threads; sending or sharing it is as safe as sending `&mut [T]` parts, which needs `T: Send`.
+unsafe impl<T: Send> Sync for Shared<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Shared<'_, T> {}
+
+impl<'s, T> Shared<'s, T> {
+    pub(crate) fn new(s: &'s mut [T]) -> Self {
+        Shared {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Elements `start..start + len`, or `None` if out of bounds.
+    ///
+    /// # Safety
+    /// While the returned slice lives, no other slice obtained from this `Shared` (by any
+    /// thread) may overlap it.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, start: usize, len: usize) -> Option<&mut [T]> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: `start..end` lies inside the original `&'s mut [T]` (checked above), which
+        // this `Shared` borrows for `'s`; the caller guarantees no overlapping slice is alive.
+        Some(unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), len) })
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::arch::ParamId;
 use crate::conv::{self, ConvInput, Map, MapMut, Part};
 use crate::error::Error;
+use crate::exec::{Executor, Sequential};
 use crate::model::Model;
 use crate::plan::{Kind, Plan, Region};
 
@@ -53,6 +54,13 @@ impl<'a> Model<'a> {
         Plan::new(self.config(), h, w)
     }
 
+    /// Plans an `h × w` tile for [`Model::forward_with`] on up to `workers` workers: as
+    /// [`Model::plan`], with one GEMM pack buffer per worker in the scratch (see
+    /// [`Plan::with_workers`]; the scratch grows by [`Plan::pack_len_per_worker`] per worker).
+    pub fn plan_workers(&self, h: usize, w: usize, workers: usize) -> Result<Plan, Error> {
+        Plan::with_workers(self.config(), h, w, workers)
+    }
+
     /// Runs the network on one tile.
     ///
     /// - `input`: `[in_channels, h, w]` f32 (already normalised), at least
@@ -68,9 +76,33 @@ impl<'a> Model<'a> {
         plan: &Plan,
         input: &[f32],
         scratch: &mut [f32],
+        output: Output<'_>,
+    ) -> Result<(), Error> {
+        self.forward_with(&Sequential, plan, input, scratch, output)
+    }
+
+    /// [`Model::forward`] on the workers of `exec`: every convolution's output pixels are split
+    /// between them ([`crate::gemm::gemm_exec`]; pooling and the 1×1 head stay on the calling
+    /// thread). The result is bit-identical to [`Model::forward`]'s for any number of workers.
+    ///
+    /// `plan` must have room for the workers: `exec.workers() ≤` [`Plan::workers`] (make it
+    /// with [`Model::plan_workers`]), otherwise [`Error::InvalidArgument`]. Never allocates
+    /// (the executor may: `RayonExecutor` boxes its jobs); on error `output` is untouched.
+    pub fn forward_with(
+        &self,
+        exec: &dyn Executor,
+        plan: &Plan,
+        input: &[f32],
+        scratch: &mut [f32],
         mut output: Output<'_>,
     ) -> Result<(), Error> {
         let cfg = *self.config();
+        let workers = exec.workers();
+        if workers == 0 || workers > plan.workers() {
+            return Err(Error::InvalidArgument {
+                what: "executor has more workers than the plan has scratch for",
+            });
+        }
         if plan.config != cfg {
             return Err(Error::InvalidArgument {
                 what: "plan was made for another architecture",
@@ -159,8 +191,9 @@ impl<'a> Model<'a> {
                 h: sh.enc_mid[i],
                 w: sw.enc_mid[i],
             };
-            conv::conv3x3_with(
+            conv::conv3x3_exec(
                 kernel,
+                exec,
                 &wt,
                 &bs,
                 &ConvInput::single(inp),
@@ -182,8 +215,9 @@ impl<'a> Model<'a> {
                 h: sh.enc_out[i],
                 w: sw.enc_out[i],
             };
-            conv::conv3x3_with(
+            conv::conv3x3_exec(
                 kernel,
+                exec,
                 &wt,
                 &bs,
                 &ConvInput::single(inp),
@@ -231,8 +265,9 @@ impl<'a> Model<'a> {
                 h: sh.up[i],
                 w: sw.up[i],
             };
-            conv::up2x2_with(
+            conv::up2x2_exec(
                 kernel,
+                exec,
                 &w(ParamId::Up {
                     level: lv,
                     bias: false,
@@ -276,7 +311,7 @@ impl<'a> Model<'a> {
                 conv: 1,
                 bias: false,
             })?;
-            conv::conv3x3_with(kernel, &wt, &bs, &input, pad, true, out, pack)?;
+            conv::conv3x3_exec(kernel, exec, &wt, &bs, &input, pad, true, out, pack)?;
 
             let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
             let inp = map(inp, c, sh.dec_mid[i], sw.dec_mid[i]);
@@ -291,8 +326,9 @@ impl<'a> Model<'a> {
                 conv: 2,
                 bias: false,
             })?;
-            conv::conv3x3_with(
+            conv::conv3x3_exec(
                 kernel,
+                exec,
                 &wt,
                 &bs,
                 &ConvInput::single(inp),

@@ -47,12 +47,11 @@
 //! # Ok(()) }
 //! ```
 
-use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::Config;
 use crate::error::Error;
-use crate::exec::Executor;
+use crate::exec::{Executor, Shared};
 use crate::forward::Output;
 use crate::histogram::{self, Histogram};
 use crate::mirror::symmetric_index;
@@ -736,46 +735,6 @@ fn gather<T: Sample>(
                 *v = a.apply(src[symmetric_index(x0 + tx as isize, fw)].to_f32());
             }
         }
-    }
-}
-
-/// A mutable slice that several workers write through, each into a part no other worker
-/// touches at the same time. The only place where unet-core aliases a `&mut`.
-struct Shared<'s, T> {
-    ptr: *mut T,
-    len: usize,
-    _borrow: PhantomData<&'s mut [T]>,
-}
-
-// SAFETY: a `Shared` is only a way to hand disjoint sub-slices of one `&mut [T]` to several
-// threads; sending or sharing it is as safe as sending `&mut [T]` parts, which needs `T: Send`.
-unsafe impl<T: Send> Sync for Shared<'_, T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for Shared<'_, T> {}
-
-impl<'s, T> Shared<'s, T> {
-    fn new(s: &'s mut [T]) -> Self {
-        Shared {
-            ptr: s.as_mut_ptr(),
-            len: s.len(),
-            _borrow: PhantomData,
-        }
-    }
-
-    /// Elements `start..start + len`, or `None` if out of bounds.
-    ///
-    /// # Safety
-    /// While the returned slice lives, no other slice obtained from this `Shared` (by any
-    /// thread) may overlap it.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn range(&self, start: usize, len: usize) -> Option<&mut [T]> {
-        let end = start.checked_add(len)?;
-        if end > self.len {
-            return None;
-        }
-        // SAFETY: `start..end` lies inside the original `&'s mut [T]` (checked above), which
-        // this `Shared` borrows for `'s`; the caller guarantees no overlapping slice is alive.
-        Some(unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), len) })
     }
 }
 

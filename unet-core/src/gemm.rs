@@ -23,8 +23,10 @@
 //! The pack buffer needs [`pack_len`]`(m, n, k)` elements, which is bounded by the layer's own
 //! dimensions (`≤ (MC + 8)·KC + KC·NC`), so tiny models need tiny buffers.
 //!
-//! The N range is a parameter: an executor can split the columns of one product between
-//! workers, each with its own pack buffer and a destination covering its columns.
+//! The N range is a parameter, and [`gemm_exec`] uses it to split the columns of one product
+//! between the workers of an [`Executor`](crate::exec::Executor): jobs of whole micro-panels,
+//! each worker with its own pack buffer, all writing one [`SharedDest`] (disjoint columns).
+//! Results are bit-identical for any number of workers.
 //!
 //! Micro-kernels: a portable one (4×8 or 8×8, plain Rust that auto-vectorises, correct everywhere) and,
 //! where the target has them, x86-64 AVX2+FMA (6×16; detected at run time with the `std`
@@ -46,7 +48,7 @@ mod neon;
 mod operand;
 mod portable;
 
-pub use operand::{Epilogue, MatMut, MatRef, WeightMatrix};
+pub use operand::{Epilogue, MatMut, MatRef, MatShared, WeightMatrix};
 
 /// Rows of A packed at once: cuts loop 3 (over M). The packed `MC×KC` block of A (72 KB at
 /// `KC = 256`) is meant to stay in L2. A multiple of every kernel's MR (6 and 8), so only the
@@ -396,4 +398,168 @@ fn run<K, A, B, D>(
         }
         jc += nc;
     }
+}
+
+/// A destination that several workers may fill at once, each through its own range of columns
+/// (the parallel counterpart of [`Dest`], used by [`gemm_exec`]).
+///
+/// # Safety
+///
+/// An implementation must make [`SharedDest::store_shared`] write (and read) only elements of
+/// the columns `n0..n0 + cols` it is given, so that calls with disjoint column ranges touch
+/// disjoint memory and may run on different threads at the same time.
+pub unsafe trait SharedDest: Sync {
+    /// `(M, N)`.
+    fn dims(&self) -> (usize, usize);
+    /// Same meaning as [`Dest::store`].
+    ///
+    /// # Safety
+    ///
+    /// No call that may run at the same time (on any thread) has a column range overlapping
+    /// `n0..n0 + cols`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store_shared(
+        &self,
+        m0: usize,
+        n0: usize,
+        rows: usize,
+        cols: usize,
+        tile: &[f32],
+        stride: usize,
+        first: bool,
+        last: bool,
+    );
+}
+
+/// The columns of a [`SharedDest`] that one job of [`gemm_exec`] owns: a [`Dest`] that forwards
+/// to [`SharedDest::store_shared`]. Only made inside [`gemm_exec`] (which holds the destination
+/// `&mut`), for a column range no other job touches; [`run`] stores only inside the range it
+/// is given.
+struct Columns<'d, D: ?Sized>(&'d D);
+
+impl<D: SharedDest + ?Sized> Dest for Columns<'_, D> {
+    fn dims(&self) -> (usize, usize) {
+        self.0.dims()
+    }
+    #[inline]
+    fn store(
+        &mut self,
+        m0: usize,
+        n0: usize,
+        rows: usize,
+        cols: usize,
+        tile: &[f32],
+        stride: usize,
+        first: bool,
+        last: bool,
+    ) {
+        // SAFETY: a `Columns` exists only inside one job of `gemm_exec`, which borrows the
+        // destination `&mut` (no caller can use it meanwhile) and passes `run` the job's own
+        // column range; `run` stores only inside it (`gemm` likewise for its `cols`); ranges of
+        // distinct jobs are disjoint and each job runs once (`Executor` contract).
+        unsafe {
+            self.0
+                .store_shared(m0, n0, rows, cols, tile, stride, first, last)
+        }
+    }
+}
+
+/// Columns per job of [`gemm_exec`] for `n` columns on `workers` workers with a kernel of `nr`
+/// columns: all of them for one worker (exactly the loops of [`gemm`]); otherwise a multiple of
+/// the workers' count of equal blocks of at most [`NC`] columns, each a multiple of `nr`.
+fn column_chunk(n: usize, workers: usize, nr: usize) -> usize {
+    if workers <= 1 || n <= nr {
+        return n.max(1);
+    }
+    let jobs = round_up(n.div_ceil(NC), workers);
+    round_up(n.div_ceil(jobs), nr)
+}
+
+/// Pack elements [`gemm_exec`] needs for an `m × n × k` product on `workers` workers (any
+/// kernel of this target): `workers ·` [`pack_len`]`(m, n, k)`, or `None` on overflow.
+pub const fn pack_len_workers(m: usize, n: usize, k: usize, workers: usize) -> Option<usize> {
+    pack_len(m, n, k).checked_mul(workers)
+}
+
+/// `C = A·B` over all columns, split between the workers of `exec`: the N columns are cut into
+/// jobs of whole micro-panels (at most [`NC`] columns, a multiple of `exec.workers()` jobs), and
+/// each job runs the loops of [`gemm`] on its columns with its worker's own part of `pack`.
+/// With one worker this is exactly [`gemm`] over `0..N`.
+///
+/// The result does not depend on the number of workers, bit for bit: every element is the same
+/// sequence of multiply-adds over the same K blocks whichever job computes it.
+///
+/// `pack` is cut into `exec.workers()` equal parts; each needs [`pack_len`]`(M, N, K)`
+/// elements, so [`pack_len_workers`] in total. Contents irrelevant on entry, unspecified on
+/// return.
+///
+/// Errors: as [`gemm`], and [`Error::InvalidArgument`] if `exec.workers()` is 0. Nothing is
+/// written then.
+pub fn gemm_exec<A, B, D>(
+    kernel: Kernel,
+    exec: &(dyn crate::exec::Executor + '_),
+    a: &A,
+    b: &B,
+    dest: &mut D,
+    pack: &mut [f32],
+) -> Result<(), Error>
+where
+    A: PackA + Sync + ?Sized,
+    B: PackB + Sync + ?Sized,
+    D: SharedDest + ?Sized,
+{
+    let (m, k) = a.dims();
+    let (kb, n) = b.dims();
+    if kb != k || dest.dims() != (m, n) {
+        return Err(Error::InvalidArgument {
+            what: "gemm: operand dimensions disagree",
+        });
+    }
+    let workers = exec.workers();
+    if workers == 0 {
+        return Err(Error::InvalidArgument {
+            what: "gemm: executor has no workers",
+        });
+    }
+    let (_, nr) = kernel.tile();
+    let chunk = column_chunk(n, workers, nr);
+    let each = pack.len() / workers;
+    let needed = kernel.pack_len(m, chunk.min(n), k);
+    if each < needed {
+        return Err(Error::BufferTooSmall {
+            buffer: "gemm pack (per worker)",
+            needed: needed.saturating_mul(workers),
+            got: pack.len(),
+        });
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    // Shared by the jobs from here on; `dest` being borrowed `&mut` keeps everyone else out.
+    let dest: &D = dest;
+    let jobs = n.div_ceil(chunk);
+    if jobs == 1 {
+        let mut dest = Columns(dest);
+        return gemm(kernel, a, b, &mut dest, 0..n, pack);
+    }
+    let packs = crate::exec::Shared::new(pack);
+    let job = |j: usize, w: usize| {
+        let cols = j * chunk..n.min((j + 1) * chunk);
+        // SAFETY: worker `w` owns `pack[w·each .. (w+1)·each]`; the `Executor` contract says no
+        // two concurrent calls share `w`. Out of range (a broken executor): `None`, skipped.
+        let Some(p) = (unsafe { packs.range(w.saturating_mul(each), each) }) else {
+            return;
+        };
+        let mut part = Columns(dest);
+        // Checked above: dimensions agree, `cols ⊆ 0..n`, `p` is long enough.
+        match kernel.0 {
+            Imp::Portable => run::<portable::Portable, A, B, _>(m, k, cols, a, b, &mut part, p),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2Fma => run::<avx2::Avx2Fma, A, B, _>(m, k, cols, a, b, &mut part, p),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Imp::Neon => run::<neon::Neon, A, B, _>(m, k, cols, a, b, &mut part, p),
+        }
+    };
+    exec.run(jobs, &job);
+    Ok(())
 }

@@ -58,6 +58,9 @@ pub struct Plan {
     life: [(usize, usize); SLOTS],
     arena_len: usize,
     lower_bound: usize,
+    /// Workers the pack region has room for; `pack.len = workers · pack_each`.
+    workers: usize,
+    pack_each: usize,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -75,8 +78,27 @@ fn mul3(a: usize, b: usize, c: usize) -> Result<usize, Error> {
 }
 
 impl Plan {
-    /// Plans an `h × w` tile (input pixels) for a network of `config`.
+    /// Plans an `h × w` tile (input pixels) for a network of `config`, run by one worker.
     pub fn new(config: &Config, h: usize, w: usize) -> Result<Plan, Error> {
+        Plan::with_workers(config, h, w, 1)
+    }
+
+    /// Plans an `h × w` tile for up to `workers` workers ([`crate::Model::forward_with`]): the
+    /// scratch holds one GEMM pack buffer per worker after the feature maps, so
+    /// [`Plan::scratch_len`] grows by [`Plan::pack_len_per_worker`] for each worker past the
+    /// first (at most `MC·KC + KC·NC` = 280,576 elements, 1.1 MiB, see [`crate::gemm`]).
+    /// `workers = 0` is an error.
+    pub fn with_workers(
+        config: &Config,
+        h: usize,
+        w: usize,
+        workers: usize,
+    ) -> Result<Plan, Error> {
+        if workers == 0 {
+            return Err(Error::InvalidArgument {
+                what: "workers must be at least 1",
+            });
+        }
         config.validate()?;
         let g = Geometry::new(config.levels, config.padding)?;
         let sh = g.sizes(h).map_err(|what| Error::TileSize { h, w, what })?;
@@ -245,6 +267,8 @@ impl Plan {
                 .sum();
             lower_bound = lower_bound.max(live);
         }
+        let pack_each = pack;
+        let pack = pack.checked_mul(workers).ok_or(Error::Overflow)?;
         let pack_region = Region {
             start: arena,
             len: pack,
@@ -259,6 +283,8 @@ impl Plan {
             life,
             arena_len: arena,
             lower_bound,
+            workers,
+            pack_each,
         })
     }
 
@@ -287,7 +313,20 @@ impl Plan {
         self.sh.output * self.sw.output
     }
 
-    /// Exact scratch length (f32 elements) that [`crate::Model::forward`] needs.
+    /// Workers this plan has scratch for (1 from [`Plan::new`]).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// GEMM pack elements of one worker (the largest any layer needs); the scratch ends with
+    /// [`Plan::workers`] of them.
+    pub fn pack_len_per_worker(&self) -> usize {
+        self.pack_each
+    }
+
+    /// Exact scratch length (f32 elements) that [`crate::Model::forward`] needs (and
+    /// [`crate::Model::forward_with`] with up to [`Plan::workers`] workers): the feature-map
+    /// arena plus `workers ·` [`Plan::pack_len_per_worker`].
     pub fn scratch_len(&self) -> usize {
         self.arena_len + self.pack.len
     }

@@ -1,6 +1,8 @@
 //! Ready-made operands: strided f32 matrices ([`MatRef`]), weight matrices read through a
 //! [`TensorView`] in any float dtype ([`WeightMatrix`]), and a row-major destination with a
-//! fused bias/ReLU epilogue ([`MatMut`] + [`Epilogue`]).
+//! fused bias/ReLU epilogue ([`MatMut`] + [`Epilogue`]; [`MatShared`] for several workers).
+
+use core::marker::PhantomData;
 
 use super::{Dest, PackA, PackB};
 use crate::tensor::TensorView;
@@ -298,6 +300,91 @@ impl Dest for MatMut<'_, '_> {
             let start = i * self.rs + n0;
             store_row(
                 &mut self.data[start..start + cols],
+                &tile[r * stride..r * stride + cols],
+                bias,
+                first,
+                relu_now,
+            );
+        }
+    }
+}
+
+/// A row-major destination that several workers fill at once, each through its own columns
+/// ([`super::SharedDest`], for [`super::gemm_exec`]): element `(i, j)` is `data[i·rs + j]` with
+/// `rs ≥ cols`, written through an [`Epilogue`]. Holds the `&mut` borrow of `data` for its
+/// lifetime.
+#[derive(Debug)]
+pub struct MatShared<'a, 'b> {
+    ptr: *mut f32,
+    len: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    epilogue: Epilogue<'b>,
+    _data: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `MatShared` is an exclusive borrow of `[f32]` handed to several threads, which write
+// disjoint columns (`SharedDest` contract); `Epilogue` is read-only.
+unsafe impl Sync for MatShared<'_, '_> {}
+// SAFETY: as above.
+unsafe impl Send for MatShared<'_, '_> {}
+
+impl<'a, 'b> MatShared<'a, 'b> {
+    /// A `rows × cols` destination with row stride `rs`; `None` if `rs < cols` (rows would
+    /// overlap), `data` is too short, the extent overflows, or the bias does not cover `rows`.
+    pub fn new(
+        data: &'a mut [f32],
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        epilogue: Epilogue<'b>,
+    ) -> Option<Self> {
+        (rs >= cols && span(rows, cols, rs, 1)? <= data.len() && epilogue.covers(rows)).then_some(
+            MatShared {
+                ptr: data.as_mut_ptr(),
+                len: data.len(),
+                rows,
+                cols,
+                rs,
+                epilogue,
+                _data: PhantomData,
+            },
+        )
+    }
+}
+
+// SAFETY: `store_shared` writes row `i`'s elements `i·rs + n0 .. i·rs + n0 + cols`, i.e. only
+// columns `n0..n0 + cols` (rows do not overlap since `rs ≥ cols`), and reads only those.
+unsafe impl super::SharedDest for MatShared<'_, '_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+    #[inline]
+    unsafe fn store_shared(
+        &self,
+        m0: usize,
+        n0: usize,
+        rows: usize,
+        cols: usize,
+        tile: &[f32],
+        stride: usize,
+        first: bool,
+        last: bool,
+    ) {
+        let relu_now = last && self.epilogue.relu();
+        for r in 0..rows {
+            let i = m0 + r;
+            let bias = if first { self.epilogue.bias(i) } else { 0.0 };
+            let start = i * self.rs + n0;
+            // The GEMM stores inside `dims` only; checked like a slice index would be.
+            assert!(start + cols <= self.len && n0 + cols <= self.cols);
+            // SAFETY: in bounds of the borrowed slice (checked above); no other live reference
+            // covers these elements: concurrent calls have disjoint columns (caller contract)
+            // and the slice dies at the end of this iteration.
+            let out = unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), cols) };
+            store_row(
+                out,
                 &tile[r * stride..r * stride + cols],
                 bias,
                 first,
