@@ -8,6 +8,8 @@ use std::path::Path;
 use unet_core::Config;
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::device::{make_backend, Device};
+use crate::backend::Backend;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainError};
 use crate::init::he_init;
@@ -27,12 +29,35 @@ pub struct SessionConfig {
     pub settings: TrainSettings,
 }
 
-/// A fresh trainer (He init from `settings.seed`), or one resumed from `resume`.
+/// A fresh CPU trainer (He init from `settings.seed`), or one resumed from `resume`.
 pub fn build(cfg: &SessionConfig, resume: Option<&Path>) -> Result<Trainer<CpuBackend>> {
     cfg.config.validate()?;
     let params = he_init(&cfg.config, cfg.settings.seed)?;
     let optimizer = Optimizer::new(cfg.optimizer, cfg.weight_decay, &params);
-    let mut trainer = Trainer::new(CpuBackend::new(params, optimizer), cfg.settings.clone())?;
+    let trainer = Trainer::new(CpuBackend::new(params, optimizer), cfg.settings.clone())?;
+    restore_from(trainer, cfg, resume)
+}
+
+/// As [`build`] on `device` ([`crate::backend::device::make_backend`]): the same He
+/// initialisation and checkpoint checks; a device that is not available is an error.
+pub fn build_on(
+    cfg: &SessionConfig,
+    resume: Option<&Path>,
+    device: Device,
+) -> Result<Trainer<Box<dyn Backend>>> {
+    cfg.config.validate()?;
+    let params = he_init(&cfg.config, cfg.settings.seed)?;
+    let optimizer = Optimizer::new(cfg.optimizer, cfg.weight_decay, &params);
+    let backend = make_backend(device, params, optimizer)?;
+    let trainer = Trainer::new(backend, cfg.settings.clone())?;
+    restore_from(trainer, cfg, resume)
+}
+
+fn restore_from<B: Backend>(
+    mut trainer: Trainer<B>,
+    cfg: &SessionConfig,
+    resume: Option<&Path>,
+) -> Result<Trainer<B>> {
     if let Some(path) = resume {
         let ck = Checkpoint::load(path)?;
         let bad = |what: String| TrainError::Checkpoint {
@@ -66,7 +91,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::backend::Backend;
     use crate::loss::LossNorm;
     use crate::schedule::Schedule;
     use unet_core::Padding;

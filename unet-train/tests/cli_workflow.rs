@@ -265,6 +265,19 @@ fn bad_arguments_are_clear_errors() {
         e.contains("tile 45 is not a legal") && e.contains("44"),
         "{e}"
     );
+    // A CUDA device on a machine without one (or a build without the feature): a clear error
+    // before any work, never a panic.
+    let mut a = train_args(data_s, out_s, "1");
+    a.extend(["--device", "cuda"]);
+    let e = err(run(&a));
+    assert!(
+        e.contains("not compiled in") || e.contains("no driver") || e.contains("no CUDA device"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    let devices = ok(&run(&["info", "--devices"]));
+    assert!(devices.starts_with("cpu: "), "{devices}");
+    assert!(devices.contains("cuda"), "{devices}");
     // Resume without a checkpoint.
     let mut a = train_args(data_s, out_s, "1");
     a.push("--resume");

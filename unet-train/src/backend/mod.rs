@@ -172,3 +172,63 @@ pub trait Backend: Send {
         Ok(stats)
     }
 }
+
+/// A boxed backend (e.g. from [`device::make_backend`]) is a backend: every call is forwarded,
+/// including the provided methods, so a backend's own overrides stay in effect.
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn config(&self) -> Config {
+        (**self).config()
+    }
+    fn params(&self) -> Result<Params> {
+        (**self).params()
+    }
+    fn set_params(&mut self, params: &Params) -> Result<()> {
+        (**self).set_params(params)
+    }
+    fn forward(&self, input: ArrayView4<'_, f32>) -> Result<Array4<f32>> {
+        (**self).forward(input)
+    }
+    fn compute_gradients(
+        &mut self,
+        batch: &BatchView<'_>,
+        norm: LossNorm,
+        dropout: Option<Dropout>,
+    ) -> Result<StepStats> {
+        (**self).compute_gradients(batch, norm, dropout)
+    }
+    fn compute_shard_gradients(
+        &mut self,
+        batch: &BatchView<'_>,
+        shard: Shard,
+        dropout: Option<Dropout>,
+    ) -> Result<StepStats> {
+        (**self).compute_shard_gradients(batch, shard, dropout)
+    }
+    fn gradients(&self) -> Result<Params> {
+        (**self).gradients()
+    }
+    fn set_gradients(&mut self, grads: &Params) -> Result<()> {
+        (**self).set_gradients(grads)
+    }
+    fn apply_gradients(&mut self, lr: f32) -> Result<()> {
+        (**self).apply_gradients(lr)
+    }
+    fn optimizer_state(&self) -> Result<OptimState> {
+        (**self).optimizer_state()
+    }
+    fn set_optimizer_state(&mut self, state: OptimState) -> Result<()> {
+        (**self).set_optimizer_state(state)
+    }
+    fn train_step(
+        &mut self,
+        batch: &BatchView<'_>,
+        norm: LossNorm,
+        dropout: Option<Dropout>,
+        lr: f32,
+    ) -> Result<StepStats> {
+        (**self).train_step(batch, norm, dropout, lr)
+    }
+}

@@ -7,13 +7,24 @@ use clap::Args;
 /// Arguments of `info`.
 #[derive(Args)]
 pub struct InfoArgs {
+    /// List the compute devices (CPU cores; CUDA devices when built with --features cuda).
+    #[arg(long)]
+    pub devices: bool,
     /// The .safetensors model file or .ckpt checkpoint.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "devices")]
+    pub file: Option<PathBuf>,
 }
 
-/// Prints what the file holds.
+/// Prints the devices and/or what the file holds.
 pub fn run(a: &InfoArgs) -> Result<(), String> {
-    let path = &a.file;
+    if a.devices {
+        for line in unet_train::backend::device::list_devices() {
+            println!("{line}");
+        }
+    }
+    let Some(path) = &a.file else {
+        return Ok(());
+    };
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| format!("{}: {e}", path.display()))?;

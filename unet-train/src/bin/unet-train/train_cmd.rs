@@ -20,7 +20,8 @@ use std::time::Duration;
 use clap::Args;
 use unet_core::{Config, Geometry, Normalization, Padding};
 use unet_train::augment::AugmentParams;
-use unet_train::backend::cpu::CpuBackend;
+use unet_train::backend::device::Device;
+use unet_train::backend::Backend;
 use unet_train::data::{LabelKind, SplitSpec};
 use unet_train::dataset;
 use unet_train::evaluate::{evaluate_samples, Accumulator};
@@ -29,7 +30,7 @@ use unet_train::loss::LossNorm;
 use unet_train::optim::OptimizerKind;
 use unet_train::sampler::TileSampler;
 use unet_train::schedule::Schedule;
-use unet_train::session::{build, SessionConfig};
+use unet_train::session::{build_on, SessionConfig};
 use unet_train::train::{run as run_loop, RunOptions, TrainSettings};
 use unet_train::weight_map::{ClassBalance, WeightParams};
 
@@ -161,6 +162,14 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Compute device: cpu, cuda (= cuda:0) or cuda:N (needs a build with --features cuda and
+    /// an NVIDIA driver; `unet-train info --devices` lists what is found).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: Device,
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    Device::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_balance(s: &str) -> Result<ClassBalance, String> {
@@ -245,6 +254,53 @@ pub fn run(a: &TrainArgs, threads: usize) -> Result<(), String> {
         ));
     }
 
+    // Trainer: fresh or resumed.
+    std::fs::create_dir_all(&a.out).map_err(|x| format!("{}: {x}", a.out.display()))?;
+    let files = OutFiles::new(&a.out);
+    let session = SessionConfig {
+        config,
+        optimizer,
+        weight_decay: a.weight_decay,
+        settings: TrainSettings {
+            batch: a.batch,
+            lr: a.lr,
+            schedule,
+            loss_norm,
+            dropout: a.dropout,
+            seed: a.seed,
+        },
+    };
+    if a.resume && !files.checkpoint.exists() {
+        return Err(format!(
+            "--resume: {} does not exist",
+            files.checkpoint.display()
+        ));
+    }
+    if !a.resume && files.log.exists() {
+        // A fresh run starts a fresh log.
+        std::fs::remove_file(&files.log).map_err(|x| format!("{}: {x}", files.log.display()))?;
+    }
+    let mut trainer = build_on(
+        &session,
+        a.resume.then_some(files.checkpoint.as_path()),
+        a.device,
+    )
+    .map_err(e)?;
+    eprintln!(
+        "model: {} levels, base {}, {} padding, tile {tile}² → {oh}×{ow}, batch {}, on {} ({} threads){}",
+        a.levels,
+        a.base,
+        padding_str(a.padding),
+        a.batch,
+        a.device,
+        threads,
+        if a.resume {
+            format!("; resumed at step {}", trainer.step_count())
+        } else {
+            String::new()
+        }
+    );
+
     // Data: load, choose training/validation samples, normalise.
     let t0 = std::time::Instant::now();
     let all = dataset::load(&a.data.sources()?, kind, a.classes).map_err(e)?;
@@ -320,47 +376,6 @@ pub fn run(a: &TrainArgs, threads: usize) -> Result<(), String> {
         t0.elapsed().as_secs_f64()
     );
 
-    // Trainer: fresh or resumed.
-    std::fs::create_dir_all(&a.out).map_err(|x| format!("{}: {x}", a.out.display()))?;
-    let files = OutFiles::new(&a.out);
-    let session = SessionConfig {
-        config,
-        optimizer,
-        weight_decay: a.weight_decay,
-        settings: TrainSettings {
-            batch: a.batch,
-            lr: a.lr,
-            schedule,
-            loss_norm,
-            dropout: a.dropout,
-            seed: a.seed,
-        },
-    };
-    if a.resume && !files.checkpoint.exists() {
-        return Err(format!(
-            "--resume: {} does not exist",
-            files.checkpoint.display()
-        ));
-    }
-    if !a.resume && files.log.exists() {
-        // A fresh run starts a fresh log.
-        std::fs::remove_file(&files.log).map_err(|x| format!("{}: {x}", files.log.display()))?;
-    }
-    let mut trainer = build(&session, a.resume.then_some(files.checkpoint.as_path())).map_err(e)?;
-    eprintln!(
-        "model: {} levels, base {}, {} padding, tile {tile}² → {oh}×{ow}, batch {}, {} threads{}",
-        a.levels,
-        a.base,
-        padding_str(a.padding),
-        a.batch,
-        threads,
-        if a.resume {
-            format!("; resumed at step {}", trainer.step_count())
-        } else {
-            String::new()
-        }
-    );
-
     let mut run_meta = BTreeMap::new();
     run_meta.insert("tile".into(), tile.to_string());
     run_meta.insert("levels".into(), a.levels.to_string());
@@ -417,7 +432,9 @@ pub fn run(a: &TrainArgs, threads: usize) -> Result<(), String> {
         run_meta,
     };
     let ignore = a.data.ignore;
-    let mut validate = |b: &CpuBackend| {
+    // The loop's callback type is `FnMut(&B)` with `B = Box<dyn Backend>`.
+    #[allow(clippy::borrowed_box)]
+    let mut validate = |b: &Box<dyn Backend>| {
         if val.is_empty() {
             return Ok(Vec::new());
         }
