@@ -1032,12 +1032,15 @@ pub fn curves_from_log(header: &[String], rows: &[Vec<f64>]) -> Vec<Panel> {
         Some(c) => r.get(c).copied().unwrap_or(f64::NAN),
         None => (i + 1) as f64,
     };
-    let series = |c: usize| Series {
+    // Validation columns are empty on rows logged between validations: those rows are left
+    // out (`skip_missing`) so the line joins the validated steps; elsewhere NaN breaks a line.
+    let series = |c: usize, skip_missing: bool| Series {
         name: header[c].clone(),
         points: rows
             .iter()
             .enumerate()
             .map(|(i, r)| (step(i, r), r.get(c).copied().unwrap_or(f64::NAN)))
+            .filter(|p| !(skip_missing && p.1.is_nan()))
             .collect(),
     };
     let mut panels = Vec::new();
@@ -1047,12 +1050,12 @@ pub fn curves_from_log(header: &[String], rows: &[Vec<f64>]) -> Vec<Panel> {
             y_label: "loss".into(),
             log_y: true,
             y_range: None,
-            series: vec![series(c)],
+            series: vec![series(c, false)],
         });
     }
     let val: Vec<Series> = (0..header.len())
         .filter(|&c| header[c].starts_with("val_"))
-        .map(series)
+        .map(|c| series(c, true))
         .collect();
     if !val.is_empty() {
         panels.push(Panel {
@@ -1458,6 +1461,10 @@ mod tests {
         assert_eq!(names, ["val_dice", "val_iou"]);
         assert_eq!(panels[1].y_range, Some((0.0, 1.0)));
         assert_eq!(panels[1].series[1].points[1], (20.0, 0.2));
+        // Rows without a validation value are left out of the validation series (the line
+        // joins validated steps).
+        assert_eq!(panels[1].series[0].points, vec![(30.0, 0.7)]);
+        assert_eq!(panels[1].series[1].points, vec![(10.0, 0.1), (20.0, 0.2)]);
         // No validation columns: one panel; no step column: the row number.
         let h2: Vec<String> = ["train_loss"].map(String::from).to_vec();
         let p2 = curves_from_log(&h2, &[vec![1.0], vec![0.5]]);
