@@ -45,6 +45,13 @@ enum Cmd {
     Info(info_cmd::InfoArgs),
     /// Time training steps on synthetic data.
     Bench(bench_cmd::BenchArgs),
+    /// Draw a training log (log.csv) as a PNG of the loss and validation curves.
+    Plot {
+        /// The log.csv a `train` run wrote.
+        log: std::path::PathBuf,
+        /// The PNG to write.
+        png: std::path::PathBuf,
+    },
     /// Fetch real microscopy, train, evaluate against a threshold baseline, write pictures,
     /// and check the model through libunet — the whole product in one command.
     Demo(demo_cmd::DemoArgs),
@@ -95,6 +102,7 @@ fn main() -> ExitCode {
         Cmd::Info(a) => info_cmd::run(&a),
         Cmd::Bench(a) => bench_cmd::run(&a, cli.threads),
         Cmd::Demo(a) => demo_cmd::run(&a, threads),
+        Cmd::Plot { log, png } => train_cmd::write_curves(&log, &png),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -444,7 +444,7 @@ pub fn run(a: &TrainArgs, threads: usize) -> Result<(), String> {
     let t_run = std::time::Instant::now();
     let summary = run_loop(&mut trainer, &mut sampler, Some(&mut validate), &opts).map_err(e)?;
     let secs = t_run.elapsed().as_secs_f64();
-    write_curves(&files)?;
+    write_curves(&files.log, &files.curves)?;
     println!(
         "trained to step {} in {secs:.1} s ({:.2} tiles/s); last train loss {:.4}",
         summary.steps, summary.tiles_per_s, summary.last_loss
@@ -470,12 +470,12 @@ pub fn run(a: &TrainArgs, threads: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Renders `log.csv` into `curves.png`.
-fn write_curves(files: &OutFiles) -> Result<(), String> {
-    if !files.log.exists() {
+/// Renders a training log (`log.csv`) into a PNG of its curves (nothing if there is no log).
+pub fn write_curves(log: &std::path::Path, png: &std::path::Path) -> Result<(), String> {
+    if !log.exists() {
         return Ok(());
     }
-    let (header, rows) = unet_train::plot::read_log_csv(&files.log).map_err(|e| e.to_string())?;
+    let (header, rows) = unet_train::plot::read_log_csv(log).map_err(|e| e.to_string())?;
     let panels = unet_train::plot::curves_from_log(&header, &rows);
-    unet_train::plot::write_png(&files.curves, &panels, 900, 700).map_err(|e| e.to_string())
+    unet_train::plot::write_png(png, &panels, 900, 700).map_err(|e| e.to_string())
 }
