@@ -5,6 +5,7 @@ use crate::conv::{self, ConvInput, Map, MapMut, Part};
 use crate::error::Error;
 use crate::model::Model;
 use crate::plan::{Kind, Plan, Region};
+use crate::winograd;
 
 /// Where and how [`Model::forward`] writes its result. Layouts are row-major over the output
 /// tile (`out_h × out_w` from [`Plan::output_size`]).
@@ -51,6 +52,12 @@ impl<'a> Model<'a> {
     /// size and the exact scratch length. See [`Plan`].
     pub fn plan(&self, h: usize, w: usize) -> Result<Plan, Error> {
         Plan::new(self.config(), h, w)
+    }
+
+    /// [`Model::plan`] with the 3×3 convolutions run as `algo` says (forced direct or
+    /// Winograd for tests and benchmarks; [`crate::ConvAlgo::Auto`] is what `plan` uses).
+    pub fn plan_with(&self, h: usize, w: usize, algo: crate::ConvAlgo) -> Result<Plan, Error> {
+        Plan::with_conv_algo(self.config(), h, w, algo)
     }
 
     /// Runs the network on one tile.
@@ -159,7 +166,8 @@ impl<'a> Model<'a> {
                 h: sh.enc_mid[i],
                 w: sw.enc_mid[i],
             };
-            conv::conv3x3_with(
+            winograd::conv3x3_by(
+                plan.conv_algo,
                 kernel,
                 &wt,
                 &bs,
@@ -182,7 +190,8 @@ impl<'a> Model<'a> {
                 h: sh.enc_out[i],
                 w: sw.enc_out[i],
             };
-            conv::conv3x3_with(
+            winograd::conv3x3_by(
+                plan.conv_algo,
                 kernel,
                 &wt,
                 &bs,
@@ -276,7 +285,17 @@ impl<'a> Model<'a> {
                 conv: 1,
                 bias: false,
             })?;
-            conv::conv3x3_with(kernel, &wt, &bs, &input, pad, true, out, pack)?;
+            winograd::conv3x3_by(
+                plan.conv_algo,
+                kernel,
+                &wt,
+                &bs,
+                &input,
+                pad,
+                true,
+                out,
+                pack,
+            )?;
 
             let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
             let inp = map(inp, c, sh.dec_mid[i], sw.dec_mid[i]);
@@ -291,7 +310,8 @@ impl<'a> Model<'a> {
                 conv: 2,
                 bias: false,
             })?;
-            conv::conv3x3_with(
+            winograd::conv3x3_by(
+                plan.conv_algo,
                 kernel,
                 &wt,
                 &bs,

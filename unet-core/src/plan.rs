@@ -16,6 +16,7 @@ use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
 use crate::error::Error;
 use crate::geometry::{Geometry, Sizes};
+use crate::winograd::{self, ConvAlgo};
 
 /// Kinds of planned tensors (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub struct Plan {
     pub(crate) sw: Sizes,
     pub(crate) slots: [Region; SLOTS],
     pub(crate) pack: Region,
+    /// How the 3×3 convolutions run (the `pack` region covers the chosen algorithm's scratch).
+    pub(crate) conv_algo: ConvAlgo,
     /// Lifetime `(first, last)` step of each slot (inclusive); `(1, 0)` for unused slots.
     life: [(usize, usize); SLOTS],
     arena_len: usize,
@@ -75,8 +78,20 @@ fn mul3(a: usize, b: usize, c: usize) -> Result<usize, Error> {
 }
 
 impl Plan {
-    /// Plans an `h × w` tile (input pixels) for a network of `config`.
+    /// Plans an `h × w` tile (input pixels) for a network of `config`, with the 3×3
+    /// convolutions chosen by [`ConvAlgo::Auto`].
     pub fn new(config: &Config, h: usize, w: usize) -> Result<Plan, Error> {
+        Plan::with_conv_algo(config, h, w, ConvAlgo::Auto)
+    }
+
+    /// [`Plan::new`] with the 3×3 convolutions run as `algo` says (e.g. forced direct or
+    /// Winograd, for tests and benchmarks). The scratch length covers that choice.
+    pub fn with_conv_algo(
+        config: &Config,
+        h: usize,
+        w: usize,
+        algo: ConvAlgo,
+    ) -> Result<Plan, Error> {
         config.validate()?;
         let g = Geometry::new(config.levels, config.padding)?;
         let sh = g.sizes(h).map_err(|what| Error::TileSize { h, w, what })?;
@@ -101,6 +116,8 @@ impl Plan {
         let dec = |i: usize| 3 * l + 3 * (l - 2 - i);
         let head = 3 * l + 3 * (l - 1);
         let mut pack = 0usize;
+        // Scratch of one 3×3 convolution (direct packing or Winograd work).
+        let conv3 = |co, ci, oh, ow| winograd::conv3x3_scratch_len(algo, co, ci, oh, ow);
         for i in 0..l {
             let c = ch(i)?;
             let cin = if i == 0 {
@@ -139,8 +156,8 @@ impl Plan {
                 );
             }
             pack = pack
-                .max(conv::conv3x3_pack_len(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
-                .max(conv::conv3x3_pack_len(c, c, sh.enc_out[i], sw.enc_out[i]));
+                .max(conv3(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
+                .max(conv3(c, c, sh.enc_out[i], sw.enc_out[i]));
         }
         for i in (0..l.saturating_sub(1)).rev() {
             let c = ch(i)?;
@@ -173,13 +190,8 @@ impl Plan {
             };
             pack = pack
                 .max(conv::up2x2_pack_len(c, ch(i + 1)?, below_h, below_w))
-                .max(conv::conv3x3_pack_len(
-                    c,
-                    2 * c,
-                    sh.dec_mid[i],
-                    sw.dec_mid[i],
-                ))
-                .max(conv::conv3x3_pack_len(c, c, sh.dec_out[i], sw.dec_out[i]));
+                .max(conv3(c, 2 * c, sh.dec_mid[i], sw.dec_mid[i]))
+                .max(conv3(c, c, sh.dec_out[i], sw.dec_out[i]));
         }
         let row = config
             .num_classes
@@ -256,10 +268,16 @@ impl Plan {
             sw,
             slots,
             pack: pack_region,
+            conv_algo: algo,
             life,
             arena_len: arena,
             lower_bound,
         })
+    }
+
+    /// How this plan runs the 3×3 convolutions.
+    pub fn conv_algo(&self) -> ConvAlgo {
+        self.conv_algo
     }
 
     /// Input height and width.
