@@ -7,15 +7,31 @@
 //! - `small`: 3 levels, 4 base channels, valid, 188² tile.
 //!
 //! Weights are random (`unet_core::synth`), which does not change the work done.
+//!
+//! `CONV=direct|winograd|auto` (default `auto`) forces how the 3×3 convolutions run
+//! ([`unet_core::ConvAlgo`]); `RUNS=0` (or a second argument of 0) prints the plan only.
 
 use std::time::Instant;
 
-use unet_core::{synth, Config, DType, Model, Output, Padding};
+use unet_core::{synth, Config, ConvAlgo, DType, Model, Output, Padding};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map(String::as_str).unwrap_or("small");
-    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .or_else(|| args.get(2).cloned())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let algo = match std::env::var("CONV").as_deref() {
+        Ok("direct") => ConvAlgo::Direct,
+        Ok("winograd") => ConvAlgo::Winograd,
+        Ok("auto") | Err(_) => ConvAlgo::Auto,
+        Ok(other) => {
+            eprintln!("unknown CONV={other}: use direct, winograd or auto");
+            std::process::exit(2);
+        }
+    };
     let (base, levels, tile) = match which {
         "paper" => (64, 5, 572),
         "base16" => (16, 5, 572),
@@ -34,18 +50,19 @@ fn main() {
     };
     let bytes = synth::random_model(&config, DType::F32, 1, "none");
     let model = Model::from_safetensors(&bytes).expect("synthetic model loads");
-    let plan = model.plan(tile, tile).expect("legal tile");
+    let plan = model.plan_with(tile, tile, algo).expect("legal tile");
     let input = synth::random_input(plan.input_len(), 2);
     let mut scratch = vec![0f32; plan.scratch_len()];
     let mut out = vec![0f32; plan.output_len()];
     let flops = plan.flops().expect("flop count fits u64") as f64;
     let (oh, ow) = plan.output_size();
     println!(
-        "{which}: {tile}x{tile} -> {oh}x{ow}, {:.1} GFLOP, scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB)",
+        "{which} ({algo:?}): {tile}x{tile} -> {oh}x{ow}, {:.1} GFLOP, scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB, ratio {:.3})",
         flops / 1e9,
         plan.scratch_bytes(),
         plan.scratch_bytes() as f64 / (1 << 20) as f64,
-        plan.scratch_lower_bound() as f64 * 4.0 / (1 << 20) as f64
+        plan.scratch_lower_bound() as f64 * 4.0 / (1 << 20) as f64,
+        plan.scratch_len() as f64 / plan.scratch_lower_bound() as f64
     );
     let mut times = Vec::with_capacity(runs);
     for r in 0..runs {

@@ -47,11 +47,26 @@ const SEG: usize = 64;
 const STRIP_W: usize = TILE * SEG + 2;
 /// f32 elements of the input strip buffer: `ALPHA` rows.
 const STRIP: usize = ALPHA * STRIP_W;
+/// Extra f32 between the 36 per-position matrices of `U`, `V` and `M`, so that their starts are
+/// not all a multiple of 4 KiB apart (36 streams in one L1 set thrash it: measured, the output
+/// transform's reads of `M` ran several times slower without it).
+const SKEW: usize = 16;
+/// Largest micro-panel height (MR) of any kernel: `U` rows are padded to whole panels.
+const MAX_MR: usize = 8;
 /// Lanes of the output transform (tiles transformed together).
 const LANES: usize = 8;
 /// Most tiles in one block: one GEMM column block ([`gemm::NC`]), so `V_ξ` is packed once per
 /// product.
 const MAX_TILES: usize = gemm::NC;
+
+/// Target size (f32 elements, 1 MiB) of `V` plus `M` for one block of tiles: they are written
+/// and read back at once, so they should stay in a core's L2 cache. Measured on the paper's
+/// top layer (64 channels): 1 MiB blocks ran the whole layer faster than 16 MiB ones
+/// (the output transform's reads of `M` missed L2).
+pub const TILE_BUDGET: usize = 1 << 18;
+/// Fewest tiles per block (unless the layer has fewer): a block recomputes `U` when the
+/// output channels need several blocks, at a cost of about `1 / (4·MIN_TILES)` of the products.
+const MIN_TILES: usize = 64;
 
 /// Target size (f32 elements, 16 MiB) of the blocked buffers `U`, `V` and `M` of one call:
 /// a quarter for `U`, the rest for `V` and `M`. Small layers use less (see [`work_len`]); the
@@ -120,7 +135,16 @@ pub fn blocking(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> Blocki
     };
     let u = POS.saturating_mul(rows).saturating_mul(c_in);
     let per_tile = POS.saturating_mul(c_in.saturating_add(rows)).max(1);
-    let tiles = (WORK_BUDGET.saturating_sub(u) / per_tile / 16 * 16).clamp(16, MAX_TILES);
+    // When `U` is computed once (all rows in one block), `V` and `M` of a block of tiles are
+    // kept near L2 size (they are written and read back at once). Otherwise `U` is recomputed
+    // for every block of tiles: then the blocks take what the budget leaves, to recompute
+    // rarely.
+    let space = if rows >= c_out {
+        TILE_BUDGET
+    } else {
+        WORK_BUDGET.saturating_sub(u)
+    };
+    let tiles = (space / per_tile / 16 * 16).clamp(MIN_TILES, MAX_TILES);
     Blocking {
         rows,
         tiles: tiles.min(tile_count(out_h, out_w)),
@@ -138,10 +162,11 @@ pub fn work_len(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> usize 
 /// Scratch (f32 elements) that [`conv3x3_winograd_blocked`] needs with blocking `b` for `c_in`
 /// input channels (saturating).
 pub fn work_len_blocked(b: Blocking, c_in: usize) -> usize {
+    let per_pos = |n: usize| POS.saturating_mul(n.saturating_add(SKEW));
     let parts = [
-        POS.saturating_mul(b.rows).saturating_mul(c_in),
-        POS.saturating_mul(c_in).saturating_mul(b.tiles),
-        POS.saturating_mul(b.rows).saturating_mul(b.tiles),
+        per_pos(b.rows.saturating_add(MAX_MR - 1).saturating_mul(c_in)),
+        per_pos(c_in.saturating_mul(b.tiles)),
+        per_pos(b.rows.saturating_mul(b.tiles)),
         STRIP,
         gemm::pack_len(b.rows, b.tiles, c_in),
     ];
@@ -313,14 +338,16 @@ pub fn conv3x3_winograd_blocked(
         return Ok(());
     }
     let tw = out.w.div_ceil(TILE);
-    let (u, rest) = work.split_at_mut(POS * bl.rows * cin);
-    let (v, rest) = rest.split_at_mut(POS * cin * bl.tiles);
-    let (m, rest) = rest.split_at_mut(POS * bl.rows * bl.tiles);
+    let mr = kernel.tile().0;
+    let su_of = |rows: usize| rows.div_ceil(mr) * mr * cin + SKEW;
+    let (u, rest) = work.split_at_mut(POS * su_of(bl.rows));
+    let (v, rest) = rest.split_at_mut(POS * (cin * bl.tiles + SKEW));
+    let (m, rest) = rest.split_at_mut(POS * (bl.rows * bl.tiles + SKEW));
     let (strip, pack) = rest.split_at_mut(STRIP);
     let fast = Fast::new(kernel);
     let single = bl.rows >= cout;
     if single {
-        filter_transform(w, 0, cout, cin, u);
+        fast.filter_transform(w, (0, cout), cin, mr, su_of(cout), u);
     }
     let internal = Error::InvalidArgument {
         what: "internal: winograd operand sizes",
@@ -328,31 +355,78 @@ pub fn conv3x3_winograd_blocked(
     let mut t0 = 0;
     while t0 < total {
         let tb = bl.tiles.min(total - t0);
-        let v = &mut v[..POS * cin * tb];
-        fast.input_transform(input, pad, tw, t0, tb, v, strip);
+        let sv = cin * tb + SKEW;
+        fast.input_transform(input, pad, tw, t0, tb, sv, v, strip);
         let mut co0 = 0;
         while co0 < cout {
             let rows = bl.rows.min(cout - co0);
+            let sm = rows * tb + SKEW;
             if !single {
-                filter_transform(w, co0, rows, cin, u);
+                fast.filter_transform(w, (co0, rows), cin, mr, su_of(rows), u);
             }
-            let (us, ms) = (rows * cin, rows * tb);
+            let su = su_of(rows);
             for xi in 0..POS {
-                let a = MatRef::new(&u[xi * us..(xi + 1) * us], rows, cin, cin, 1);
-                let bm = MatRef::new(&v[xi * cin * tb..(xi + 1) * cin * tb], cin, tb, tb, 1);
-                let dst = &mut m[xi * ms..(xi + 1) * ms];
+                let a = Panels {
+                    data: &u[xi * su..xi * su + su - SKEW],
+                    rows,
+                    depth: cin,
+                    mr,
+                };
+                let bm = MatRef::new(&v[xi * sv..xi * sv + cin * tb], cin, tb, tb, 1);
+                let dst = &mut m[xi * sm..xi * sm + rows * tb];
                 let d = MatMut::new(dst, rows, tb, tb, Epilogue::NONE);
-                let (Some(a), Some(bm), Some(mut d)) = (a, bm, d) else {
+                let (Some(bm), Some(mut d)) = (bm, d) else {
                     return Err(internal);
                 };
                 gemm::gemm(kernel, &a, &bm, &mut d, 0..tb, pack)?;
             }
-            fast.output_transform(&m[..POS * ms], rows, tb, co0, t0, tw, b, relu, &mut out);
+            fast.output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, &mut out);
             co0 += rows;
         }
         t0 += tb;
     }
     Ok(())
+}
+
+/// The left operand `U_ξ` stored already packed for the kernel: micro-panels of `mr` rows over
+/// the whole depth, element `(i, p)` at `data[((i / mr)·depth + p)·mr + i % mr]` (rows past
+/// `rows` in the last panel are zero). Packing a block is one contiguous copy per panel.
+struct Panels<'a> {
+    data: &'a [f32],
+    rows: usize,
+    depth: usize,
+    mr: usize,
+}
+
+impl gemm::PackA for Panels<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.rows, self.depth)
+    }
+
+    fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        let panels = dst.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr));
+        if mr == self.mr && m0 % mr == 0 {
+            for (s, panel) in panels.enumerate() {
+                let at = ((m0 / mr + s) * self.depth + k0) * mr;
+                panel.copy_from_slice(&self.data[at..at + kc * mr]);
+            }
+            return;
+        }
+        // Another panel height (not used by `conv3x3_winograd_blocked`): element by element.
+        for (s, panel) in panels.enumerate() {
+            for (p, d) in panel.chunks_exact_mut(mr).enumerate() {
+                for (r, x) in d.iter_mut().enumerate() {
+                    let i = m0 + s * mr + r;
+                    *x = if i < m0 + mc {
+                        let at = ((i / self.mr) * self.depth + k0 + p) * self.mr + i % self.mr;
+                        self.data[at]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// `G` of F(4×4, 3×3) (6×3).
@@ -365,30 +439,60 @@ const G: [[f32; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// Filters `co0..co0 + rows` (all `cin` input channels) transformed into `u`: `U_ξ[r, ci]` at
-/// `u[(ξ·rows + r)·cin + ci]`, with `U = G g Gᵀ`.
-fn filter_transform(w: &TensorView<'_>, co0: usize, rows: usize, cin: usize, u: &mut [f32]) {
-    const CHUNK: usize = 32;
+/// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
+/// into `u`, packed in micro-panels of `mr` rows ([`Panels`]): `U_ξ[r, ci]` at
+/// `u[ξ·su + ((r / mr)·cin + ci)·mr + r % mr]`, with `U = G g Gᵀ`; the padding rows of the last
+/// panel are zero. Vectorised across input channels.
+#[inline(always)]
+fn filter_transform(
+    w: &TensorView<'_>,
+    block: (usize, usize),
+    cin: usize,
+    mr: usize,
+    su: usize,
+    u: &mut [f32],
+) {
+    const CHUNK: usize = 16;
+    let (co0, rows) = block;
     let mut buf = [0.0f32; 9 * CHUNK];
-    let plane = rows * cin;
+    let padded = rows.div_ceil(mr) * mr;
+    for xi in 0..POS {
+        for r in rows..padded {
+            for ci in 0..cin {
+                u[xi * su + ((r / mr) * cin + ci) * mr + r % mr] = 0.0;
+            }
+        }
+    }
     for r in 0..rows {
         let mut ci0 = 0;
         while ci0 < cin {
             let n = CHUNK.min(cin - ci0);
             w.read_into(((co0 + r) * cin + ci0) * 9, &mut buf[..9 * n]);
-            for (k, g) in buf[..9 * n].chunks_exact(9).enumerate() {
-                // t = G g (6×3), then U = t Gᵀ (6×6).
-                let mut t = [[0.0f32; 3]; 6];
-                for (ta, ga) in t.iter_mut().zip(&G) {
-                    for (j, tj) in ta.iter_mut().enumerate() {
-                        *tj = ga[0] * g[j] + ga[1] * g[3 + j] + ga[2] * g[6 + j];
+            // g[k][c]: tap k of channel ci0 + c.
+            let mut g = [[0.0f32; CHUNK]; 9];
+            for (c, taps) in buf[..9 * n].chunks_exact(9).enumerate() {
+                for (gk, &v) in g.iter_mut().zip(taps) {
+                    gk[c] = v;
+                }
+            }
+            // t = G g (6×3 per channel), then U = t Gᵀ (6×6).
+            let mut t = [[[0.0f32; CHUNK]; 3]; ALPHA];
+            for (ta, ga) in t.iter_mut().zip(&G) {
+                for (j, tj) in ta.iter_mut().enumerate() {
+                    for c in 0..CHUNK {
+                        tj[c] = ga[0] * g[j][c] + ga[1] * g[3 + j][c] + ga[2] * g[6 + j][c];
                     }
                 }
-                let at = r * cin + ci0 + k;
-                for (a, ta) in t.iter().enumerate() {
-                    for (bb, gb) in G.iter().enumerate() {
-                        let val = ta[0] * gb[0] + ta[1] * gb[1] + ta[2] * gb[2];
-                        u[(a * ALPHA + bb) * plane + at] = val;
+            }
+            for (a, ta) in t.iter().enumerate() {
+                for (bb, gb) in G.iter().enumerate() {
+                    let mut val = [0.0f32; CHUNK];
+                    for (c, vc) in val.iter_mut().enumerate() {
+                        *vc = ta[0][c] * gb[0] + ta[1][c] * gb[1] + ta[2][c] * gb[2];
+                    }
+                    let d = (a * ALPHA + bb) * su + ((r / mr) * cin + ci0) * mr + r % mr;
+                    for (c, &x) in val[..n].iter().enumerate() {
+                        u[d + c * mr] = x;
                     }
                 }
             }
@@ -457,6 +561,24 @@ impl Fast {
         }
     }
 
+    fn filter_transform(
+        self,
+        w: &TensorView<'_>,
+        block: (usize, usize),
+        cin: usize,
+        mr: usize,
+        su: usize,
+        u: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: as in `input_transform`: the CPU has AVX2 and FMA.
+            unsafe { filter_transform_avx2(w, block, cin, mr, su, u) };
+            return;
+        }
+        filter_transform(w, block, cin, mr, su, u);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn input_transform(
         self,
@@ -465,6 +587,7 @@ impl Fast {
         tw: usize,
         t0: usize,
         tb: usize,
+        sv: usize,
         v: &mut [f32],
         strip: &mut [f32],
     ) {
@@ -472,16 +595,17 @@ impl Fast {
         if self.avx2 {
             // SAFETY: `avx2` is only set for a kernel made by `Kernel::avx2_fma`, which checked
             // that this CPU has AVX2 and FMA.
-            unsafe { input_transform_avx2(input, pad, tw, t0, tb, v, strip) };
+            unsafe { input_transform_avx2(input, pad, tw, t0, tb, sv, v, strip) };
             return;
         }
-        input_transform(input, pad, tw, t0, tb, v, strip);
+        input_transform(input, pad, tw, t0, tb, sv, v, strip);
     }
 
     #[allow(clippy::too_many_arguments)]
     fn output_transform(
         self,
         m: &[f32],
+        sm: usize,
         rows: usize,
         tb: usize,
         co0: usize,
@@ -494,11 +618,28 @@ impl Fast {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: as in `input_transform`: the CPU has AVX2 and FMA.
-            unsafe { output_transform_avx2(m, rows, tb, co0, t0, tw, b, relu, out) };
+            unsafe { output_transform_avx2(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
             return;
         }
-        output_transform(m, rows, tb, co0, t0, tw, b, relu, out);
+        output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out);
     }
+}
+
+/// [`filter_transform`] compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn filter_transform_avx2(
+    w: &TensorView<'_>,
+    block: (usize, usize),
+    cin: usize,
+    mr: usize,
+    su: usize,
+    u: &mut [f32],
+) {
+    filter_transform(w, block, cin, mr, su, u);
 }
 
 /// [`input_transform`] compiled with AVX2 and FMA.
@@ -514,10 +655,11 @@ unsafe fn input_transform_avx2(
     tw: usize,
     t0: usize,
     tb: usize,
+    sv: usize,
     v: &mut [f32],
     strip: &mut [f32],
 ) {
-    input_transform(input, pad, tw, t0, tb, v, strip);
+    input_transform(input, pad, tw, t0, tb, sv, v, strip);
 }
 
 /// [`output_transform`] compiled with AVX2 and FMA.
@@ -529,6 +671,7 @@ unsafe fn input_transform_avx2(
 #[allow(clippy::too_many_arguments)]
 unsafe fn output_transform_avx2(
     m: &[f32],
+    sm: usize,
     rows: usize,
     tb: usize,
     co0: usize,
@@ -538,19 +681,21 @@ unsafe fn output_transform_avx2(
     relu: bool,
     out: &mut MapMut<'_>,
 ) {
-    output_transform(m, rows, tb, co0, t0, tw, b, relu, out);
+    output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out);
 }
 
 /// Transforms tiles `t0..t0 + tb` (row-major over the `tw`-wide tile grid) of every input
-/// channel into `v`: `V_ξ[ci, t − t0]` at `v[(ξ·cin + ci)·tb + t − t0]`. `strip` holds at least
+/// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + ci·tb + t − t0]`. `strip` holds at least
 /// [`STRIP`] elements.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn input_transform(
     input: &ConvInput<'_>,
     pad: usize,
     tw: usize,
     t0: usize,
     tb: usize,
+    sv: usize,
     v: &mut [f32],
     strip: &mut [f32],
 ) {
@@ -598,20 +743,24 @@ fn input_transform(
                     r5[x] = o[5];
                 }
             }
-            // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row.
+            // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
+            // written straight into `V_ξ` for ξ = 6a..6a + 6 (rows `cin·tb` apart).
             let base = t - t0;
             for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
-                let mut tmp = [[0.0f32; SEG]; ALPHA];
-                for l in 0..n {
+                let start = a * ALPHA * sv + ci * tb + base;
+                let mut dst = v[start..].chunks_mut(sv);
+                let mut next = || dst.next().map(|d| &mut d[..n]).unwrap_or(&mut []);
+                let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
+                let row = &row[..TILE * n + 2];
+                for l in 0..n.min(d5.len()) {
                     let e = &row[TILE * l..TILE * l + 6];
                     let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
-                    for (tb_, &ob) in tmp.iter_mut().zip(&o) {
-                        tb_[l] = ob;
-                    }
-                }
-                for (bb, tr) in tmp.iter().enumerate() {
-                    let at = ((a * ALPHA + bb) * cin + ci) * tb + base;
-                    v[at..at + n].copy_from_slice(&tr[..n]);
+                    d0[l] = o[0];
+                    d1[l] = o[1];
+                    d2[l] = o[2];
+                    d3[l] = o[3];
+                    d4[l] = o[4];
+                    d5[l] = o[5];
                 }
             }
             t += n;
@@ -630,12 +779,13 @@ fn relu_keep_nan(v: f32) -> f32 {
 }
 
 /// Output transform of channels `co0..co0 + rows`, tiles `t0..t0 + tb`: `M_ξ[r, t − t0]` at
-/// `m[(ξ·rows + r)·tb + t − t0]`; `Y = Aᵀ M A + b[co]`, ReLU if `relu`, written to the parts of
+/// `m[ξ·sm + r·tb + t − t0]`; `Y = Aᵀ M A + b[co]`, ReLU if `relu`, written to the parts of
 /// each 4×4 tile inside `out`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn output_transform(
     m: &[f32],
+    sm: usize,
     rows: usize,
     tb: usize,
     co0: usize,
@@ -655,8 +805,15 @@ fn output_transform(
             let n = LANES.min(tb - l);
             let mut mm = [[[0.0f32; LANES]; ALPHA]; ALPHA];
             for (xi, slot) in mm.iter_mut().flatten().enumerate() {
-                let at = (xi * rows + r) * tb + l;
-                slot[..n].copy_from_slice(&m[at..at + n]);
+                let at = xi * sm + r * tb + l;
+                if n == LANES {
+                    // Fixed length: vector moves, not a `memcpy` call.
+                    slot.copy_from_slice(&m[at..at + LANES]);
+                } else {
+                    for (d, &v) in slot.iter_mut().zip(&m[at..at + n]) {
+                        *d = v;
+                    }
+                }
             }
             // Aᵀ along a for every b, then along b: y[a'][b'].
             let mut s = [[[0.0f32; LANES]; ALPHA]; TILE];
