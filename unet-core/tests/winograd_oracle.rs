@@ -13,6 +13,9 @@
 //! reference is NaN the result must be NaN too (Winograd may spread it over the rest of a 4×4
 //! tile, see the module docs).
 
+// unet-core's `Error` is large on purpose (`Copy`, heap-free; see its lib.rs).
+#![allow(clippy::result_large_err)]
+
 use proptest::prelude::*;
 use unet_core::conv::{self, ConvInput, Map, MapMut, Part};
 use unet_core::gemm::Kernel;
