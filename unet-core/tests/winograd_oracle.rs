@@ -17,7 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 use proptest::prelude::*;
-use unet_core::conv::{self, ConvInput, Map, MapMut, Part};
+use unet_core::conv::{ConvInput, Map, MapMut, Part};
 use unet_core::gemm::Kernel;
 use unet_core::winograd::{self, Blocking, ConvAlgo};
 use unet_core::{DType, Padding, Shape, TensorView};
@@ -385,7 +385,6 @@ fn winograd_error_vs_channels() {
         );
         assert!(errs[1] < 1e-4, "winograd relative error {:e}", errs[1]);
     }
-    let _ = conv::conv3x3_pack_len(1, 1, 1, 1);
 }
 
 proptest! {
