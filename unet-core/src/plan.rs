@@ -447,6 +447,29 @@ mod tests {
     }
 
     #[test]
+    fn paper_tile_scratch_with_winograd_stays_within_1_2x() {
+        let c = Config {
+            in_channels: 1,
+            num_classes: 2,
+            base_channels: 64,
+            levels: 5,
+            padding: Padding::Valid,
+        };
+        for algo in [ConvAlgo::Auto, ConvAlgo::Winograd, ConvAlgo::Direct] {
+            let p = Plan::with_conv_algo(&c, 572, 572, algo).unwrap();
+            assert_no_live_overlap(&p);
+            assert_eq!(p.conv_algo(), algo);
+            // Everything (arena, GEMM packing, Winograd work) within 1.2x of the lower bound.
+            assert!(
+                p.scratch_len() * 5 <= p.scratch_lower_bound() * 6,
+                "{algo:?}: {} vs {}",
+                p.scratch_len(),
+                p.scratch_lower_bound()
+            );
+        }
+    }
+
+    #[test]
     fn refuses_illegal_sizes() {
         let c = cfg(5, 64, Padding::Valid);
         assert!(matches!(
