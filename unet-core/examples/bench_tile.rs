@@ -65,14 +65,29 @@ fn main() {
         plan.scratch_len() as f64 / plan.scratch_lower_bound() as f64
     );
     let mut times = Vec::with_capacity(runs);
+    let mut cpu_times = Vec::with_capacity(runs);
     for r in 0..runs {
+        let c0 = thread_cpu_seconds();
         let t = Instant::now();
         model
             .forward(&plan, &input, &mut scratch, Output::Probabilities(&mut out))
             .expect("forward");
         let s = t.elapsed().as_secs_f64();
-        println!("  run {r}: {:.1} ms", s * 1e3);
+        match (c0, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => {
+                println!("  run {r}: {:.1} ms (cpu {:.0} ms)", s * 1e3, (b - a) * 1e3);
+                cpu_times.push(b - a);
+            }
+            _ => println!("  run {r}: {:.1} ms", s * 1e3),
+        }
         times.push(s);
+    }
+    if !cpu_times.is_empty() {
+        cpu_times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "median cpu time {:.1} ms (this thread's user+system time, less sensitive to other load)",
+            cpu_times[cpu_times.len() / 2] * 1e3
+        );
     }
     if times.is_empty() {
         return;
@@ -84,4 +99,16 @@ fn main() {
         med * 1e3,
         flops / med / 1e9
     );
+}
+
+/// This thread's user + system CPU time in seconds, from `/proc/thread-self/stat` (Linux; clock
+/// ticks of 1/100 s, the kernel's `USER_HZ` on every common configuration); `None` elsewhere.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
