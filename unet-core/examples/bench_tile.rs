@@ -13,6 +13,8 @@
 //!   still chooses the tile size, or `TILE=n`);
 //! - `INPUT=path`: the input tile as raw little-endian f32 `[in_channels, h, w]` instead of
 //!   random values;
+//! - `CONV=direct|winograd|auto` (default `auto`): how the 3×3 convolutions run
+//!   ([`unet_core::ConvAlgo`]); `RUNS=n` overrides the run count (0 prints the plan only);
 //! - `LOGITS=path`: after timing, write the tile's logits there as raw little-endian f32
 //!   `[num_classes, out_h, out_w]` (for comparisons with other runtimes: `bench/peers.py`).
 //!
@@ -20,7 +22,7 @@
 
 use std::time::Instant;
 
-use unet_core::{synth, Config, DType, Executor, Model, Output, Padding};
+use unet_core::{synth, Config, ConvAlgo, DType, Executor, Model, Output, Padding};
 
 /// Runs jobs on `n` scoped std threads spawned per call (used without the `rayon` feature).
 #[cfg(not(feature = "rayon"))]
@@ -76,8 +78,21 @@ fn env_usize(name: &str) -> Option<usize> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map(String::as_str).unwrap_or("small");
-    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .or_else(|| args.get(2).cloned())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let threads = env_usize("THREADS").unwrap_or(1).max(1);
+    let algo = match std::env::var("CONV").as_deref() {
+        Ok("direct") => ConvAlgo::Direct,
+        Ok("winograd") => ConvAlgo::Winograd,
+        Ok("auto") | Err(_) => ConvAlgo::Auto,
+        Ok(other) => {
+            eprintln!("unknown CONV={other}: use direct, winograd or auto");
+            std::process::exit(2);
+        }
+    };
     let (base, levels, tile) = match which {
         "paper" => (64, 5, 572),
         "base16" => (16, 5, 572),
@@ -101,7 +116,9 @@ fn main() {
     };
     let model = Model::from_safetensors(&bytes).expect("model loads");
     let exec = executor(threads);
-    let plan = model.plan_workers(tile, tile, threads).expect("legal tile");
+    let plan = model
+        .plan_options(tile, tile, algo, threads)
+        .expect("legal tile");
     let input = match std::env::var("INPUT") {
         Ok(path) => {
             let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -118,17 +135,20 @@ fn main() {
     let (oh, ow) = plan.output_size();
     let c = model.config();
     println!(
-        "{which}: levels {}, base {}, {tile}x{tile} -> {oh}x{ow}, {:.2} GFLOP, {threads} thread(s), scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB, pack {:.1} MiB per worker)",
+        "{which} ({algo:?}): levels {}, base {}, {tile}x{tile} -> {oh}x{ow}, {:.2} GFLOP, {threads} thread(s), scratch {} bytes = {:.1} MiB (lower bound of the arena {:.1} MiB, ratio {:.3}; pack {:.1} MiB per worker)",
         c.levels,
         c.base_channels,
         flops / 1e9,
         plan.scratch_bytes(),
         plan.scratch_bytes() as f64 / (1 << 20) as f64,
         plan.scratch_lower_bound() as f64 * 4.0 / (1 << 20) as f64,
+        plan.scratch_len() as f64 / plan.scratch_lower_bound() as f64,
         plan.pack_len_per_worker() as f64 * 4.0 / (1 << 20) as f64
     );
     let mut times = Vec::with_capacity(runs);
+    let mut cpu_times = Vec::with_capacity(runs);
     for r in 0..runs {
+        let c0 = thread_cpu_seconds();
         let t = Instant::now();
         model
             .forward_with(
@@ -140,8 +160,21 @@ fn main() {
             )
             .expect("forward");
         let s = t.elapsed().as_secs_f64();
-        println!("  run {r}: {:.1} ms", s * 1e3);
+        match (c0, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => {
+                println!("  run {r}: {:.1} ms (cpu {:.0} ms)", s * 1e3, (b - a) * 1e3);
+                cpu_times.push(b - a);
+            }
+            _ => println!("  run {r}: {:.1} ms", s * 1e3),
+        }
         times.push(s);
+    }
+    if !cpu_times.is_empty() {
+        cpu_times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "median cpu time {:.1} ms (this thread's user+system time, less sensitive to other load)",
+            cpu_times[cpu_times.len() / 2] * 1e3
+        );
     }
     if let Ok(path) = std::env::var("LOGITS") {
         model
@@ -172,4 +205,16 @@ fn main() {
         flops / 1e9,
         plan.scratch_bytes()
     );
+}
+
+/// This thread's user + system CPU time in seconds, from `/proc/thread-self/stat` (Linux; clock
+/// ticks of 1/100 s, the kernel's `USER_HZ` on every common configuration); `None` elsewhere.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::exec::{Executor, Sequential};
 use crate::model::Model;
 use crate::plan::{Kind, Plan, Region};
+use crate::winograd;
 
 /// Where and how [`Model::forward`] writes its result. Layouts are row-major over the output
 /// tile (`out_h × out_w` from [`Plan::output_size`]).
@@ -59,6 +60,24 @@ impl<'a> Model<'a> {
     /// [`Plan::with_workers`]; the scratch grows by [`Plan::pack_len_per_worker`] per worker).
     pub fn plan_workers(&self, h: usize, w: usize, workers: usize) -> Result<Plan, Error> {
         Plan::with_workers(self.config(), h, w, workers)
+    }
+
+    /// [`Model::plan`] with the 3×3 convolutions run as `algo` says (forced direct or
+    /// Winograd for tests and benchmarks; [`crate::ConvAlgo::Auto`] is what `plan` uses).
+    pub fn plan_with(&self, h: usize, w: usize, algo: crate::ConvAlgo) -> Result<Plan, Error> {
+        Plan::with_conv_algo(self.config(), h, w, algo)
+    }
+
+    /// Both choices of [`Plan::with_options`]: the 3×3 convolution algorithm and room for
+    /// `workers` workers.
+    pub fn plan_options(
+        &self,
+        h: usize,
+        w: usize,
+        algo: crate::ConvAlgo,
+        workers: usize,
+    ) -> Result<Plan, Error> {
+        Plan::with_options(self.config(), h, w, algo, workers)
     }
 
     /// Runs the network on one tile.
@@ -191,7 +210,8 @@ impl<'a> Model<'a> {
                 h: sh.enc_mid[i],
                 w: sw.enc_mid[i],
             };
-            conv::conv3x3_exec(
+            winograd::conv3x3_by(
+                plan.conv_algo,
                 kernel,
                 exec,
                 &wt,
@@ -215,7 +235,8 @@ impl<'a> Model<'a> {
                 h: sh.enc_out[i],
                 w: sw.enc_out[i],
             };
-            conv::conv3x3_exec(
+            winograd::conv3x3_by(
+                plan.conv_algo,
                 kernel,
                 exec,
                 &wt,
@@ -311,7 +332,18 @@ impl<'a> Model<'a> {
                 conv: 1,
                 bias: false,
             })?;
-            conv::conv3x3_exec(kernel, exec, &wt, &bs, &input, pad, true, out, pack)?;
+            winograd::conv3x3_by(
+                plan.conv_algo,
+                kernel,
+                exec,
+                &wt,
+                &bs,
+                &input,
+                pad,
+                true,
+                out,
+                pack,
+            )?;
 
             let [inp, out, pack] = disjoint(scratch, [d1, plan.slot(Kind::D2, i), plan.pack])?;
             let inp = map(inp, c, sh.dec_mid[i], sw.dec_mid[i]);
@@ -326,7 +358,8 @@ impl<'a> Model<'a> {
                 conv: 2,
                 bias: false,
             })?;
-            conv::conv3x3_exec(
+            winograd::conv3x3_by(
+                plan.conv_algo,
                 kernel,
                 exec,
                 &wt,

@@ -25,6 +25,13 @@
 //! Consequently the result depends neither on the tile size (tiles of different sizes compute
 //! each pixel identically) nor on the executor or its number of workers.
 //!
+//! This exactness needs the direct convolution ([`Model::frame_plan_with`] and
+//! [`ConvAlgo::Direct`]). The default plan ([`ConvAlgo::Auto`]) runs the wider 3×3 layers with
+//! Winograd F(4×4, 3×3) ([`crate::winograd`]), whose arithmetic for a pixel depends on its
+//! place in a 4×4 grid anchored at the tile's origin: then different tilings agree up to
+//! rounding (`tests/frame_stitch.rs` checks `max|Δ| ≤ 1e-4 · max(1, max|logit|)`), still
+//! independent of the executor and its number of workers.
+//!
 //! # Scratch layout (f32 elements)
 //! `[2·C channel maps | max(normalisation statistics, workers × per-worker tile workspace)]`:
 //! the statistics (histogram or channel copy) are done before any tile runs, so the tile
@@ -59,6 +66,7 @@ use crate::model::Model;
 use crate::normalize::{self, Affine, Normalization};
 use crate::plan::Plan;
 use crate::tile::AxisTiling;
+use crate::winograd::ConvAlgo;
 
 /// Element type of a frame's samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +385,20 @@ impl<'a> Model<'a> {
         channels: usize,
         options: FrameOptions,
     ) -> Result<FramePlan, Error> {
+        self.frame_plan_with(height, width, channels, options, ConvAlgo::Auto)
+    }
+
+    /// [`Model::frame_plan`] with the tiles' 3×3 convolutions run as `algo` says
+    /// ([`ConvAlgo::Direct`] makes the result independent of the tiling bit for bit; see the
+    /// module docs).
+    pub fn frame_plan_with(
+        &self,
+        height: usize,
+        width: usize,
+        channels: usize,
+        options: FrameOptions,
+        algo: ConvAlgo,
+    ) -> Result<FramePlan, Error> {
         let cfg = *self.config();
         if channels != cfg.in_channels {
             return Err(Error::InvalidArgument {
@@ -402,7 +424,7 @@ impl<'a> Model<'a> {
         let with = |th: usize, tw: usize| -> Result<FramePlan, Error> {
             let rows = AxisTiling::new(&g, height, th)?;
             let cols = AxisTiling::new(&g, width, tw)?;
-            self.layout(rows, cols, options)
+            self.layout(rows, cols, options, algo)
         };
         match options.tile {
             TileChoice::Explicit(th, tw) => with(th, tw),
@@ -441,9 +463,10 @@ impl<'a> Model<'a> {
         rows: AxisTiling,
         cols: AxisTiling,
         options: FrameOptions,
+        algo: ConvAlgo,
     ) -> Result<FramePlan, Error> {
         let cfg = *self.config();
-        let tile = self.plan(rows.input(), cols.input())?;
+        let tile = self.plan_with(rows.input(), cols.input(), algo)?;
         let (oh, ow) = tile.output_size();
         let stats_len = mul(2, cfg.in_channels)?;
         let norm_len = statistics_scratch_len(

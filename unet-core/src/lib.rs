@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Modules: [`safetensors`] (the file reader), [`arch`] (parameter names and shapes),
-//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers), [`gemm`] (their packed GEMM),
+//! [`geometry`] (legal sizes, halo), [`plan`] (scratch layout), [`conv`] (the layers), [`winograd`] (fast 3×3 convolutions), [`gemm`] (their packed GEMM),
 //! [`model`] and the forward pass; whole frames: [`frame`] (normalise, tile, stitch),
 //! [`tile`] (overlap-tile layout), [`mirror`] (border extrapolation), [`normalize`],
 //! [`histogram`], [`exec`] (the executor seam for several cores).
@@ -45,6 +45,7 @@ pub mod safetensors;
 pub mod synth;
 pub mod tensor;
 pub mod tile;
+pub mod winograd;
 
 pub use arch::{Config, Padding, ParamId};
 pub use error::{Error, Shape};
@@ -58,3 +59,4 @@ pub use model::{Model, FORMAT_NAME, FORMAT_VERSION};
 pub use normalize::{Affine, Normalization};
 pub use plan::Plan;
 pub use tensor::{DType, TensorView};
+pub use winograd::ConvAlgo;

@@ -16,6 +16,7 @@ use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
 use crate::error::Error;
 use crate::geometry::{Geometry, Sizes};
+use crate::winograd::{self, ConvAlgo};
 
 /// Kinds of planned tensors (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub struct Plan {
     pub(crate) sw: Sizes,
     pub(crate) slots: [Region; SLOTS],
     pub(crate) pack: Region,
+    /// How the 3×3 convolutions run (the `pack` region covers the chosen algorithm's scratch).
+    pub(crate) conv_algo: ConvAlgo,
     /// Lifetime `(first, last)` step of each slot (inclusive); `(1, 0)` for unused slots.
     life: [(usize, usize); SLOTS],
     arena_len: usize,
@@ -78,20 +81,45 @@ fn mul3(a: usize, b: usize, c: usize) -> Result<usize, Error> {
 }
 
 impl Plan {
-    /// Plans an `h × w` tile (input pixels) for a network of `config`, run by one worker.
+    /// Plans an `h × w` tile (input pixels) for a network of `config`, run by one worker, with
+    /// the 3×3 convolutions chosen by [`ConvAlgo::Auto`].
     pub fn new(config: &Config, h: usize, w: usize) -> Result<Plan, Error> {
-        Plan::with_workers(config, h, w, 1)
+        Plan::with_options(config, h, w, ConvAlgo::Auto, 1)
     }
 
     /// Plans an `h × w` tile for up to `workers` workers ([`crate::Model::forward_with`]): the
     /// scratch holds one GEMM pack buffer per worker after the feature maps, so
     /// [`Plan::scratch_len`] grows by [`Plan::pack_len_per_worker`] for each worker past the
-    /// first (at most `MC·KC + KC·NC` = 280,576 elements, 1.1 MiB, see [`crate::gemm`]).
-    /// `workers = 0` is an error.
+    /// first. `workers = 0` is an error.
     pub fn with_workers(
         config: &Config,
         h: usize,
         w: usize,
+        workers: usize,
+    ) -> Result<Plan, Error> {
+        Plan::with_options(config, h, w, ConvAlgo::Auto, workers)
+    }
+
+    /// [`Plan::new`] with the 3×3 convolutions run as `algo` says (e.g. forced direct or
+    /// Winograd, for tests and benchmarks). The scratch length covers that choice.
+    pub fn with_conv_algo(
+        config: &Config,
+        h: usize,
+        w: usize,
+        algo: ConvAlgo,
+    ) -> Result<Plan, Error> {
+        Plan::with_options(config, h, w, algo, 1)
+    }
+
+    /// Both choices at once: `algo` for the 3×3 convolutions and room for `workers` workers.
+    /// Direct-path layers split their output columns between the workers; Winograd layers
+    /// run on the calling thread and use the whole pack region as their work area (it is at
+    /// least as large as one worker's share).
+    pub fn with_options(
+        config: &Config,
+        h: usize,
+        w: usize,
+        algo: ConvAlgo,
         workers: usize,
     ) -> Result<Plan, Error> {
         if workers == 0 {
@@ -122,7 +150,19 @@ impl Plan {
         // dec(i) = 3L + 3(L−2−i) + {0, 1, 2}; the head is 3L + 3(L−1).
         let dec = |i: usize| 3 * l + 3 * (l - 2 - i);
         let head = 3 * l + 3 * (l - 1);
+        // `pack`: the largest direct-path GEMM pack buffer (one per worker); `work`: the largest
+        // work area of a layer run on the calling thread alone (Winograd).
         let mut pack = 0usize;
+        let mut work = 0usize;
+        let mut conv3 = |co, ci, oh, ow| {
+            let direct = winograd::conv3x3_scratch_len(ConvAlgo::Direct, co, ci, oh, ow);
+            if algo.uses_winograd(co, ci, oh, ow) {
+                work = work.max(winograd::conv3x3_scratch_len(algo, co, ci, oh, ow));
+                0
+            } else {
+                direct
+            }
+        };
         for i in 0..l {
             let c = ch(i)?;
             let cin = if i == 0 {
@@ -161,8 +201,8 @@ impl Plan {
                 );
             }
             pack = pack
-                .max(conv::conv3x3_pack_len(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
-                .max(conv::conv3x3_pack_len(c, c, sh.enc_out[i], sw.enc_out[i]));
+                .max(conv3(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
+                .max(conv3(c, c, sh.enc_out[i], sw.enc_out[i]));
         }
         for i in (0..l.saturating_sub(1)).rev() {
             let c = ch(i)?;
@@ -195,13 +235,8 @@ impl Plan {
             };
             pack = pack
                 .max(conv::up2x2_pack_len(c, ch(i + 1)?, below_h, below_w))
-                .max(conv::conv3x3_pack_len(
-                    c,
-                    2 * c,
-                    sh.dec_mid[i],
-                    sw.dec_mid[i],
-                ))
-                .max(conv::conv3x3_pack_len(c, c, sh.dec_out[i], sw.dec_out[i]));
+                .max(conv3(c, 2 * c, sh.dec_mid[i], sw.dec_mid[i]))
+                .max(conv3(c, c, sh.dec_out[i], sw.dec_out[i]));
         }
         let row = config
             .num_classes
@@ -268,7 +303,7 @@ impl Plan {
             lower_bound = lower_bound.max(live);
         }
         let pack_each = pack;
-        let pack = pack.checked_mul(workers).ok_or(Error::Overflow)?;
+        let pack = pack.checked_mul(workers).ok_or(Error::Overflow)?.max(work);
         let pack_region = Region {
             start: arena,
             len: pack,
@@ -280,12 +315,18 @@ impl Plan {
             sw,
             slots,
             pack: pack_region,
+            conv_algo: algo,
             life,
             arena_len: arena,
             lower_bound,
             workers,
             pack_each,
         })
+    }
+
+    /// How this plan runs the 3×3 convolutions.
+    pub fn conv_algo(&self) -> ConvAlgo {
+        self.conv_algo
     }
 
     /// Input height and width.
@@ -465,6 +506,29 @@ mod tests {
             "{arena} vs {}",
             p.scratch_lower_bound()
         );
+    }
+
+    #[test]
+    fn paper_tile_scratch_with_winograd_stays_within_1_2x() {
+        let c = Config {
+            in_channels: 1,
+            num_classes: 2,
+            base_channels: 64,
+            levels: 5,
+            padding: Padding::Valid,
+        };
+        for algo in [ConvAlgo::Auto, ConvAlgo::Winograd, ConvAlgo::Direct] {
+            let p = Plan::with_conv_algo(&c, 572, 572, algo).unwrap();
+            assert_no_live_overlap(&p);
+            assert_eq!(p.conv_algo(), algo);
+            // Everything (arena, GEMM packing, Winograd work) within 1.2x of the lower bound.
+            assert!(
+                p.scratch_len() * 5 <= p.scratch_lower_bound() * 6,
+                "{algo:?}: {} vs {}",
+                p.scratch_len(),
+                p.scratch_lower_bound()
+            );
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use frame_support::{config, model_bytes, single_tile_logits, Rng, Threads};
 use proptest::prelude::*;
 use unet_core::tile::AxisTiling;
 use unet_core::{
-    Executor, FrameInput, FrameOptions, FrameOutput, FrameView, Model, Padding, SampleType,
-    Sequential, TileChoice,
+    ConvAlgo, Executor, FrameInput, FrameOptions, FrameOutput, FrameView, Model, Padding,
+    SampleType, Sequential, TileChoice,
 };
 
 struct Case {
@@ -62,13 +62,26 @@ fn segment_logits(
     tile: TileChoice,
     exec: &dyn Executor,
 ) -> Vec<f32> {
+    segment_logits_with(model, data, h, w, tile, exec, ConvAlgo::Direct)
+}
+
+/// [`segment_logits`] with the tiles' 3×3 convolutions run as `algo` says.
+fn segment_logits_with(
+    model: &Model<'_>,
+    data: &[u8],
+    h: usize,
+    w: usize,
+    tile: TileChoice,
+    exec: &dyn Executor,
+    algo: ConvAlgo,
+) -> Vec<f32> {
     let c = model.config().in_channels;
     let opts = FrameOptions {
         tile,
         workers: exec.workers(),
         sample: SampleType::U8,
     };
-    let plan = model.frame_plan(h, w, c, opts).unwrap();
+    let plan = model.frame_plan_with(h, w, c, opts, algo).unwrap();
     let mut scratch = vec![f32::NAN; plan.scratch_len()];
     let mut out = vec![f32::NAN; plan.output_len()];
     let view = FrameView::packed(data, c, h, w).unwrap();
@@ -259,6 +272,51 @@ fn worker_count_does_not_change_the_result() {
                     "rayon {t} threads"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn winograd_tilings_agree_up_to_rounding() {
+    // The default plan runs the layers with >= 8 channels on Winograd (whose 4×4 grid is anchored
+    // at each tile's origin): tilings then agree with the direct single-tile reference within
+    // 1e-4 · max(1, max|logit|), with 1, 2 workers alike.
+    for case in CASES.iter() {
+        let cfg = config(case.in_ch, case.classes, 8, case.levels, case.padding);
+        let bytes = model_bytes(&cfg, "none", 3);
+        let model = Model::from_safetensors(&bytes).unwrap();
+        let mut rng = Rng(7);
+        let (h, w) = (37, 29);
+        let data = frame_u8(&mut rng, case.in_ch * h * w);
+        let exact = segment_logits(
+            &model,
+            &data,
+            h,
+            w,
+            TileChoice::Budget(1 << 22),
+            &Sequential,
+        );
+        let scale = exact.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let g = *model.geometry();
+        let n = g
+            .next_legal(2 * unet_core::tile::margin(&g) + g.step())
+            .unwrap();
+        for (tile, workers) in [
+            (TileChoice::Budget(1 << 22), 1),
+            (TileChoice::Explicit(n, g.next_legal(n + 4).unwrap()), 1),
+            (TileChoice::Explicit(n, n), 2),
+        ] {
+            let exec = Threads(workers);
+            let got = segment_logits_with(&model, &data, h, w, tile, &exec, ConvAlgo::Winograd);
+            let err = got
+                .iter()
+                .zip(&exact)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= 1e-4 * scale,
+                "{:?} {tile:?}: max |winograd - direct| {err} (scale {scale})",
+                case.padding
+            );
         }
     }
 }

@@ -1,14 +1,15 @@
 //! unet-core never allocates: a counting global allocator wraps `System` and every heap call made
 //! by the current thread while a measurement is running is counted. Loading a model
 //! ([`Model::from_safetensors`], also on files it refuses), planning ([`Model::plan`], also for
-//! illegal sizes) and the forward pass for every [`Output`] kind must count zero.
+//! illegal sizes) and the forward pass for every [`Output`] kind must count zero, with the 3×3
+//! convolutions chosen automatically, forced direct and forced Winograd.
 //!
 //! All bytes and buffers are prepared before the count starts. Only the measuring thread's calls
 //! are counted (thread-local flag and counter), so tests running in parallel cannot disturb it.
 
 use std::path::PathBuf;
 
-use unet_core::{Model, Output};
+use unet_core::{ConvAlgo, Model, Output};
 
 mod counting_alloc;
 
@@ -54,11 +55,17 @@ fn load_plan_and_forward_never_allocate() {
         let bytes = fixture(&file);
         // Sizes come from a first, unmeasured load; the buffers are allocated before measuring.
         let probe = Model::from_safetensors(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let algos = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Winograd];
         let plan = probe.plan(h, w).expect("legal tile");
+        let len = algos
+            .iter()
+            .map(|&a| probe.plan_with(h, w, a).expect("legal tile").scratch_len())
+            .max()
+            .unwrap();
         let input: Vec<f32> = (0..plan.input_len())
             .map(|i| (i % 17) as f32 / 17.0)
             .collect();
-        let mut scratch = vec![0.0f32; plan.scratch_len()];
+        let mut scratch = vec![0.0f32; len];
         let mut logits = vec![0.0f32; plan.output_len()];
         let mut probs = vec![0.0f32; plan.output_len()];
         let mut l8 = vec![0u8; plan.label_len()];
@@ -66,16 +73,18 @@ fn load_plan_and_forward_never_allocate() {
 
         let (r, calls) = heap_calls(|| -> Result<(), unet_core::Error> {
             let model = Model::from_safetensors(&bytes)?;
-            let plan = model.plan(h, w)?;
-            model.forward(&plan, &input, &mut scratch, Output::Logits(&mut logits))?;
-            model.forward(
-                &plan,
-                &input,
-                &mut scratch,
-                Output::Probabilities(&mut probs),
-            )?;
-            model.forward(&plan, &input, &mut scratch, Output::Labels8(&mut l8))?;
-            model.forward(&plan, &input, &mut scratch, Output::Labels16(&mut l16))?;
+            for algo in algos {
+                let plan = model.plan_with(h, w, algo)?;
+                model.forward(&plan, &input, &mut scratch, Output::Logits(&mut logits))?;
+                model.forward(
+                    &plan,
+                    &input,
+                    &mut scratch,
+                    Output::Probabilities(&mut probs),
+                )?;
+                model.forward(&plan, &input, &mut scratch, Output::Labels8(&mut l8))?;
+                model.forward(&plan, &input, &mut scratch, Output::Labels16(&mut l16))?;
+            }
             Ok(())
         });
         r.unwrap_or_else(|e| panic!("{file}: {e}"));

@@ -15,6 +15,9 @@
 //! which move outputs by ≥ 1e-2. Labels must match exactly, except at pixels where core's class
 //! is within `2 · tol` of the top float64 logit (two logits each off by `tol` may swap).
 //!
+//! The same tolerance holds with every 3×3 convolution forced to Winograd F(4×4, 3×3)
+//! ([`ConvAlgo::Winograd`]) or to the direct path.
+//!
 //! Also checked here: f16/bf16 files give bit-identical outputs to an F32 file holding their
 //! exactly upcast weights, unaligned model buffers give bit-identical outputs, and
 //! [`Model::from_safetensors`] refuses edited files with precise errors.
@@ -23,7 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use unet_core::{DType, Error, Model, Normalization, Output, ParamId, Shape};
+use unet_core::{ConvAlgo, DType, Error, Model, Normalization, Output, ParamId, Shape};
 
 const CASES: [&str; 5] = ["case_a", "case_b", "case_c", "case_d", "case_e"];
 const DTYPES: [&str; 3] = ["f32", "f16", "bf16"];
@@ -110,14 +113,21 @@ fn load_io(case: &str) -> Io {
 }
 
 /// Scratch full of NaN: any read of a scratch element before it is written poisons the output.
-fn scratch_for(model: &Model<'_>, h: usize, w: usize) -> (unet_core::Plan, Vec<f32>) {
-    let plan = model.plan(h, w).expect("fixture tile size is legal");
+fn scratch_for(
+    model: &Model<'_>,
+    h: usize,
+    w: usize,
+    algo: ConvAlgo,
+) -> (unet_core::Plan, Vec<f32>) {
+    let plan = model
+        .plan_with(h, w, algo)
+        .expect("fixture tile size is legal");
     let scratch = vec![f32::NAN; plan.scratch_len()];
     (plan, scratch)
 }
 
-fn logits(model: &Model<'_>, io: &Io) -> Vec<f32> {
-    let (plan, mut scratch) = scratch_for(model, io.h, io.w);
+fn logits(model: &Model<'_>, io: &Io, algo: ConvAlgo) -> Vec<f32> {
+    let (plan, mut scratch) = scratch_for(model, io.h, io.w, algo);
     let mut out = vec![f32::NAN; plan.output_len()];
     model
         .forward(&plan, &io.input, &mut scratch, Output::Logits(&mut out))
@@ -125,8 +135,8 @@ fn logits(model: &Model<'_>, io: &Io) -> Vec<f32> {
     out
 }
 
-fn probabilities(model: &Model<'_>, io: &Io) -> Vec<f32> {
-    let (plan, mut scratch) = scratch_for(model, io.h, io.w);
+fn probabilities(model: &Model<'_>, io: &Io, algo: ConvAlgo) -> Vec<f32> {
+    let (plan, mut scratch) = scratch_for(model, io.h, io.w, algo);
     let mut out = vec![f32::NAN; plan.output_len()];
     model
         .forward(
@@ -139,8 +149,8 @@ fn probabilities(model: &Model<'_>, io: &Io) -> Vec<f32> {
     out
 }
 
-fn labels8(model: &Model<'_>, io: &Io) -> Vec<u8> {
-    let (plan, mut scratch) = scratch_for(model, io.h, io.w);
+fn labels8(model: &Model<'_>, io: &Io, algo: ConvAlgo) -> Vec<u8> {
+    let (plan, mut scratch) = scratch_for(model, io.h, io.w, algo);
     let mut out = vec![u8::MAX; plan.label_len()];
     model
         .forward(&plan, &io.input, &mut scratch, Output::Labels8(&mut out))
@@ -148,8 +158,8 @@ fn labels8(model: &Model<'_>, io: &Io) -> Vec<u8> {
     out
 }
 
-fn labels16(model: &Model<'_>, io: &Io) -> Vec<u16> {
-    let (plan, mut scratch) = scratch_for(model, io.h, io.w);
+fn labels16(model: &Model<'_>, io: &Io, algo: ConvAlgo) -> Vec<u16> {
+    let (plan, mut scratch) = scratch_for(model, io.h, io.w, algo);
     let mut out = vec![u16::MAX; plan.label_len()];
     model
         .forward(&plan, &io.input, &mut scratch, Output::Labels16(&mut out))
@@ -213,25 +223,34 @@ fn forward_matches_pytorch() {
             let plan = model.plan(io.h, io.w).expect("legal");
             assert_eq!(plan.output_size(), (e.oh, e.ow), "{case}.{d}: output size");
 
-            let el = rel_err(&logits(&model, &io), &e.logits);
-            assert!(
-                el <= REL_TOL,
-                "{case}.{d}: logits rel err {el:.3e} > {REL_TOL:e}"
-            );
-            let ep = rel_err(&probabilities(&model, &io), &e.probs);
-            assert!(
-                ep <= REL_TOL,
-                "{case}.{d}: probabilities err {ep:.3e} > {REL_TOL:e}"
-            );
-            let l8: Vec<usize> = labels8(&model, &io).into_iter().map(usize::from).collect();
-            let t8 = check_labels(&l8, e, &format!("{case}.{d} u8"));
-            let l16: Vec<usize> = labels16(&model, &io).into_iter().map(usize::from).collect();
-            let t16 = check_labels(&l16, e, &format!("{case}.{d} u16"));
-            assert_eq!(l8, l16, "{case}.{d}: u8 and u16 label maps differ");
-            report += &format!(
-                "{case}.{d}: logits rel err {el:.2e}, probs err {ep:.2e}, label near-tie diffs {t8}/{t16} of {}\n",
-                e.oh * e.ow
-            );
+            // The automatic choice, and each algorithm forced (Winograd on every 3×3 layer).
+            for algo in [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Winograd] {
+                let el = rel_err(&logits(&model, &io, algo), &e.logits);
+                assert!(
+                    el <= REL_TOL,
+                    "{case}.{d} {algo:?}: logits rel err {el:.3e} > {REL_TOL:e}"
+                );
+                let ep = rel_err(&probabilities(&model, &io, algo), &e.probs);
+                assert!(
+                    ep <= REL_TOL,
+                    "{case}.{d} {algo:?}: probabilities err {ep:.3e} > {REL_TOL:e}"
+                );
+                let l8: Vec<usize> = labels8(&model, &io, algo)
+                    .into_iter()
+                    .map(usize::from)
+                    .collect();
+                let t8 = check_labels(&l8, e, &format!("{case}.{d} {algo:?} u8"));
+                let l16: Vec<usize> = labels16(&model, &io, algo)
+                    .into_iter()
+                    .map(usize::from)
+                    .collect();
+                let t16 = check_labels(&l16, e, &format!("{case}.{d} {algo:?} u16"));
+                assert_eq!(l8, l16, "{case}.{d} {algo:?}: u8 and u16 label maps differ");
+                report += &format!(
+                    "{case}.{d} {algo:?}: logits rel err {el:.2e}, probs err {ep:.2e}, label near-tie diffs {t8}/{t16} of {}\n",
+                    e.oh * e.ow
+                );
+            }
         }
     }
     // Visible with `cargo test -- --nocapture`: the observed errors.
@@ -317,11 +336,11 @@ fn half_precision_files_equal_their_f32_upcast() {
             let up = upcast_to_f32(&bytes);
             let f32_model = Model::from_safetensors(&up).expect("upcast loads");
             assert_eq!(f32_model.weight_dtype(), DType::F32);
-            let a: Vec<u32> = logits(&half_model, &io)
+            let a: Vec<u32> = logits(&half_model, &io, ConvAlgo::Auto)
                 .iter()
                 .map(|v| v.to_bits())
                 .collect();
-            let b: Vec<u32> = logits(&f32_model, &io)
+            let b: Vec<u32> = logits(&f32_model, &io, ConvAlgo::Auto)
                 .iter()
                 .map(|v| v.to_bits())
                 .collect();
@@ -341,8 +360,14 @@ fn unaligned_model_bytes_give_identical_results() {
                 let mut buf = vec![0u8; shift];
                 buf.extend_from_slice(&bytes);
                 let moved = Model::from_safetensors(&buf[shift..]).expect("unaligned loads");
-                let a: Vec<u32> = logits(&aligned, &io).iter().map(|v| v.to_bits()).collect();
-                let b: Vec<u32> = logits(&moved, &io).iter().map(|v| v.to_bits()).collect();
+                let a: Vec<u32> = logits(&aligned, &io, ConvAlgo::Auto)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                let b: Vec<u32> = logits(&moved, &io, ConvAlgo::Auto)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
                 assert!(
                     a == b,
                     "{case}.{d}: shifted by {shift} bytes gives other logits"

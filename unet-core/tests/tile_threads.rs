@@ -187,20 +187,29 @@ fn scratch_grows_by_one_pack_per_worker() {
         Err(Error::Overflow)
     ));
 
-    // The documented bound of one worker's pack buffer (1.1 MiB), reached by the paper's tile.
+    // The documented bound of one worker's pack buffer (1.1 MiB), reached by the paper's tile
+    // on the direct path: one more pack buffer per extra worker.
+    use unet_core::ConvAlgo;
     let paper = config(5, 64, 1, 2, Padding::Valid);
-    let p = unet_core::Plan::with_workers(&paper, 572, 572, 2).unwrap();
+    let p = unet_core::Plan::with_options(&paper, 572, 572, ConvAlgo::Direct, 2).unwrap();
     assert_eq!(
         p.pack_len_per_worker(),
         gemm::MC * gemm::KC + gemm::KC * gemm::NC
     );
     assert_eq!(
         p.scratch_len(),
-        unet_core::Plan::new(&paper, 572, 572)
+        unet_core::Plan::with_conv_algo(&paper, 572, 572, ConvAlgo::Direct)
             .unwrap()
             .scratch_len()
             + p.pack_len_per_worker()
     );
+    // With Winograd layers (run on the calling thread, in the same region), the region is the
+    // larger of the Winograd work area and the workers' pack buffers: never more than one
+    // extra pack buffer per extra worker.
+    let one = unet_core::Plan::new(&paper, 572, 572).unwrap();
+    let two = unet_core::Plan::with_workers(&paper, 572, 572, 2).unwrap();
+    assert!(two.scratch_len() >= one.scratch_len());
+    assert!(two.scratch_len() <= one.scratch_len() + two.pack_len_per_worker());
 
     // An executor with more workers than the plan has room for is refused, output untouched.
     let p = model.plan_workers(44, 44, 2).unwrap();

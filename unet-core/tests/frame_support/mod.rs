@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use safetensors::tensor::TensorView as StView;
 use safetensors::{Dtype, SafeTensors};
 use unet_core::mirror::symmetric_index;
-use unet_core::{Config, Executor, Model, Output, Padding};
+use unet_core::{Config, ConvAlgo, Executor, Model, Output, Padding};
 
 /// Deterministic xorshift64* stream of uniforms in [-1, 1).
 pub struct Rng(pub u64);
@@ -92,7 +92,8 @@ pub fn config(
 
 /// Logits `[K, H, W]` of one single tile over the mirror-extended, normalised frame `norm`
 /// (`[C, H, W]` f32, already normalised), anchored so that its input starts at frame
-/// coordinate `−margin` on both axes: the reference the stitched frame must equal.
+/// coordinate `−margin` on both axes: the reference the stitched frame must equal. Runs the
+/// direct convolutions (the exact reference; see `unet_core::frame`).
 pub fn single_tile_logits(model: &Model<'_>, norm: &[f32], h: usize, w: usize) -> Vec<f32> {
     let g = model.geometry();
     let cfg = model.config();
@@ -110,7 +111,7 @@ pub fn single_tile_logits(model: &Model<'_>, norm: &[f32], h: usize, w: usize) -
             }
         }
     }
-    let plan = model.plan(nh, nw).unwrap();
+    let plan = model.plan_with(nh, nw, ConvAlgo::Direct).unwrap();
     let mut scratch = vec![0f32; plan.scratch_len()];
     let mut out = vec![0f32; plan.output_len()];
     model
