@@ -16,6 +16,7 @@ use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
 use crate::error::Error;
 use crate::geometry::{Geometry, Sizes};
+use crate::gemm::Kernel;
 
 /// Kinds of planned tensors (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub struct Plan {
     /// Workers the pack region has room for; `pack.len = workers · pack_each`.
     workers: usize,
     pack_each: usize,
+    /// GEMM micro-kernel of the forward pass.
+    kernel: Kernel,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -285,7 +288,22 @@ impl Plan {
             lower_bound,
             workers,
             pack_each,
+            kernel: Kernel::best(),
         })
+    }
+
+    /// The GEMM micro-kernel [`crate::Model::forward`] uses with this plan: [`Kernel::best`]
+    /// unless changed by [`Plan::with_kernel`].
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// This plan with the forward pass forced onto `kernel` (for benchmarks and tests that
+    /// compare kernels). Sizes are unchanged: pack buffers cover every kernel of the target
+    /// ([`crate::gemm::pack_len`]), and a [`Kernel`] value exists only for one the CPU runs.
+    pub fn with_kernel(mut self, kernel: Kernel) -> Plan {
+        self.kernel = kernel;
+        self
     }
 
     /// Input height and width.
