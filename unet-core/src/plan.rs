@@ -15,8 +15,8 @@
 use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
 use crate::error::Error;
-use crate::geometry::{Geometry, Sizes};
 use crate::gemm::Kernel;
+use crate::geometry::{Geometry, Sizes};
 
 /// Kinds of planned tensors (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
