@@ -300,7 +300,7 @@ const _: () = {
     while i < TILES.len() {
         let (mr, nr) = TILES[i];
         assert!(mr * nr <= MAX_TILE && nr <= 32);
-        assert!(MC % mr == 0 && NC % nr == 0);
+        assert!(MC.is_multiple_of(mr) && NC.is_multiple_of(nr));
         i += 1;
     }
 };
