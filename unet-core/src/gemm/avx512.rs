@@ -7,9 +7,11 @@
 //! other kernels write and need only 2 + MR loads per 2·MR FMAs, so the FMA ports rather than
 //! the load ports bound a step. MR = 8 was chosen over MR = 12 (24 accumulators, the largest
 //! MR dividing [`super::MC`] that fits) because every channel count of the U-Net (16·2^i) is a
-//! multiple of 8, while 12 pads the 16-channel layers of a base-16 model to 24 rows; the two
-//! measured within noise of each other on the whole tile (see the commit message), and 16
-//! accumulators are still twice the 2 FMA ports × 4 cycles latency needed in flight.
+//! multiple of 8, while 12 pads the 16-channel layers of a base-16 model to 24 rows. Measured
+//! back to back, one thread, on the shared (loaded) AVX-512 Xeon: base-16 tile 8×32 medians
+//! 557/577/722 ms vs 12×32 644/778/563 ms; paper tile 6.10/7.63 s vs 6.52/7.15 s — within the
+//! noise, so the simpler fit wins. 16 accumulators are still twice the 2 FMA ports × 4 cycles
+//! of latency that must be in flight.
 
 use core::arch::x86_64::{
     __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
