@@ -15,13 +15,16 @@
 //!   random values;
 //! - `CONV=direct|winograd|auto` (default `auto`): how the 3×3 convolutions run
 //!   ([`unet_core::ConvAlgo`]); `RUNS=n` overrides the run count (0 prints the plan only);
+//! - `KERNEL=name`: force a GEMM micro-kernel (`portable`, `avx2-fma`, `avx512`, `neon`; one
+//!   this CPU runs) instead of the fastest available;
 //! - `LOGITS=path`: after timing, write the tile's logits there as raw little-endian f32
 //!   `[num_classes, out_h, out_w]` (for comparisons with other runtimes: `bench/peers.py`).
 //!
-//! The last line is machine-readable: `RESULT median_ms=… gflop=… scratch_bytes=… threads=…`.
+//! The last line is machine-readable: `RESULT median_ms=… gflop=… scratch_bytes=… threads=… kernel=…`.
 
 use std::time::Instant;
 
+use unet_core::gemm::Kernel;
 use unet_core::{synth, Config, ConvAlgo, DType, Executor, Model, Output, Padding};
 
 /// Runs jobs on `n` scoped std threads spawned per call (used without the `rayon` feature).
@@ -116,9 +119,16 @@ fn main() {
     };
     let model = Model::from_safetensors(&bytes).expect("model loads");
     let exec = executor(threads);
-    let plan = model
+    let mut plan = model
         .plan_options(tile, tile, algo, threads)
         .expect("legal tile");
+    if let Ok(name) = std::env::var("KERNEL") {
+        let kernel = Kernel::by_name(&name).unwrap_or_else(|| {
+            let have: Vec<_> = Kernel::available().map(Kernel::name).collect();
+            panic!("KERNEL={name}: not available here (available: {have:?})")
+        });
+        plan = plan.with_kernel(kernel);
+    }
     let input = match std::env::var("INPUT") {
         Ok(path) => {
             let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -195,15 +205,17 @@ fn main() {
     times.sort_by(|a, b| a.total_cmp(b));
     let med = times[times.len() / 2];
     println!(
-        "median {:.1} ms, {:.2} GFLOP/s ({threads} thread(s), {runs} runs)",
+        "median {:.1} ms, {:.2} GFLOP/s ({threads} thread(s), {runs} runs, kernel {})",
         med * 1e3,
-        flops / med / 1e9
+        flops / med / 1e9,
+        plan.kernel().name()
     );
     println!(
-        "RESULT median_ms={:.3} gflop={:.4} scratch_bytes={} threads={threads}",
+        "RESULT median_ms={:.3} gflop={:.4} scratch_bytes={} threads={threads} kernel={}",
         med * 1e3,
         flops / 1e9,
-        plan.scratch_bytes()
+        plan.scratch_bytes(),
+        plan.kernel().name()
     );
 }
 

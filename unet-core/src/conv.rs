@@ -350,6 +350,7 @@ fn spread(
                 // Whole micro-panel rows are the common case: copy them with a fixed length
                 // (inline vector moves) instead of a `memcpy` call.
                 match piece {
+                    32 => d[..32].copy_from_slice(&s[..32]),
                     16 => d[..16].copy_from_slice(&s[..16]),
                     8 => d[..8].copy_from_slice(&s[..8]),
                     _ => d.copy_from_slice(s),

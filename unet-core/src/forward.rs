@@ -159,8 +159,9 @@ impl<'a> Model<'a> {
             _ => {}
         }
 
-        // The fastest micro-kernel this CPU runs (run-time detection with `std`).
-        let kernel = crate::gemm::Kernel::best();
+        // The plan's micro-kernel: the fastest this CPU runs (run-time detection with `std`)
+        // unless the plan was made with another.
+        let kernel = plan.kernel();
         let (sh, sw) = (plan.sh, plan.sw);
         let l = cfg.levels;
         let pad = cfg.padding;

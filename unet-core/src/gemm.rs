@@ -29,8 +29,9 @@
 //! Results are bit-identical for any number of workers.
 //!
 //! Micro-kernels: a portable one (4×8 or 8×8, plain Rust that auto-vectorises, correct everywhere) and,
-//! where the target has them, x86-64 AVX2+FMA (6×16; detected at run time with the `std`
-//! feature, at compile time without it) and aarch64 NEON (8×8, compile time). A [`Kernel`]
+//! where the target has them, x86-64 AVX-512F (8×32) and AVX2+FMA (6×16), both detected at run
+//! time with the `std` feature and at compile time without it, and aarch64 NEON (8×8, compile
+//! time). A [`Kernel`]
 //! value can only be obtained for a kernel the running CPU supports.
 
 // `Error` is the crate's single error type (large because it carries a `Shape`); without
@@ -43,6 +44,8 @@ use crate::error::Error;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod neon;
 mod operand;
@@ -51,7 +54,7 @@ mod portable;
 pub use operand::{Epilogue, MatMut, MatRef, MatShared, WeightMatrix};
 
 /// Rows of A packed at once: cuts loop 3 (over M). The packed `MC×KC` block of A (72 KB at
-/// `KC = 256`) is meant to stay in L2. A multiple of every kernel's MR (6 and 8), so only the
+/// `KC = 256`) is meant to stay in L2. A multiple of every kernel's MR (4, 6 and 8), so only the
 /// last block of M has a partial micro-panel.
 pub const MC: usize = 72;
 /// Depth of a block: cuts loop 4 (over K). A `KC×NR` micro-panel of B (16 KB at NR = 16) stays
@@ -59,11 +62,11 @@ pub const MC: usize = 72;
 /// at most `KC`.
 pub const KC: usize = 256;
 /// Columns of B packed at once: cuts loop 5 (over N). The packed `KC×NC` block of B (1 MB) is
-/// meant for L2/L3. A multiple of every kernel's NR (8 and 16).
+/// meant for L2/L3. A multiple of every kernel's NR (8, 16 and 32).
 pub const NC: usize = 1024;
 
 /// Largest `MR·NR` of any kernel: the size of the tile buffer handed to [`Dest::store`].
-pub const MAX_TILE: usize = 128;
+pub const MAX_TILE: usize = 256;
 
 /// The left operand, `A[M×K]`, as the GEMM packs it.
 pub trait PackA {
@@ -83,7 +86,7 @@ pub trait PackB {
     /// Packs depths `k0..k0 + kc` and columns `n0..n0 + nc` (inside `dims`) into
     /// `ceil(nc / nr)` micro-panels: element `(k0 + p, n0 + s·nr + c)` goes to
     /// `dst[(s·kc + p)·nr + c]`, and columns past `n0 + nc` are zero. `dst` holds at least
-    /// `ceil(nc / nr)·nr·kc` elements. `nr ≤ 16`.
+    /// `ceil(nc / nr)·nr·kc` elements. `nr ≤ 32`.
     fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]);
 }
 
@@ -127,6 +130,8 @@ enum Imp {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     Neon,
 }
@@ -148,6 +153,18 @@ fn has_avx2_fma() -> bool {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+fn has_avx512f() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx512f")
+    }
+}
+
 impl Kernel {
     /// The portable kernel (4×8 on baseline x86-64, 8×8 with AVX or on aarch64), available on every target.
     pub const fn portable() -> Kernel {
@@ -166,6 +183,18 @@ impl Kernel {
         None
     }
 
+    /// The x86-64 AVX-512F kernel (8×32), if this CPU has AVX-512F (run-time detection with the
+    /// `std` feature; without it, only if the build enables the target feature).
+    pub fn avx512() -> Option<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx512f() {
+                return Some(Kernel(Imp::Avx512));
+            }
+        }
+        None
+    }
+
     /// The aarch64 NEON kernel (8×8), if the target has NEON (decided at compile time).
     pub fn neon() -> Option<Kernel> {
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
@@ -178,24 +207,54 @@ impl Kernel {
 
     /// The fastest kernel available here.
     pub fn best() -> Kernel {
-        Kernel::avx2_fma()
+        Kernel::avx512()
+            .or_else(Kernel::avx2_fma)
             .or_else(Kernel::neon)
             .unwrap_or(Kernel::portable())
     }
 
     /// Every kernel available here, portable first (for tests and benchmarks).
     pub fn available() -> impl Iterator<Item = Kernel> {
-        [Some(Kernel::portable()), Kernel::avx2_fma(), Kernel::neon()]
-            .into_iter()
-            .flatten()
+        [
+            Some(Kernel::portable()),
+            Kernel::avx2_fma(),
+            Kernel::avx512(),
+            Kernel::neon(),
+        ]
+        .into_iter()
+        .flatten()
     }
 
-    /// A short name: `"portable"`, `"avx2-fma"` or `"neon"`.
+    /// The available kernel called `name` (as [`Kernel::name`] spells it), if any: for
+    /// benchmarks and tests that force one.
+    pub fn by_name(name: &str) -> Option<Kernel> {
+        Kernel::available().find(|k| k.name() == name)
+    }
+
+    /// Every kernel compiled for this target that the running CPU does not support (by
+    /// name), so tests can say what they did not cover.
+    pub fn unavailable() -> impl Iterator<Item = &'static str> {
+        type Probe = (&'static str, fn() -> Option<Kernel>);
+        const OPTIONAL: &[Probe] = &[
+            #[cfg(target_arch = "x86_64")]
+            ("avx2-fma", Kernel::avx2_fma),
+            #[cfg(target_arch = "x86_64")]
+            ("avx512", Kernel::avx512),
+        ];
+        OPTIONAL
+            .iter()
+            .filter(|(_, probe)| probe().is_none())
+            .map(|&(name, _)| name)
+    }
+
+    /// A short name: `"portable"`, `"avx2-fma"`, `"avx512"` or `"neon"`.
     pub fn name(self) -> &'static str {
         match self.0 {
             Imp::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2Fma => "avx2-fma",
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512 => "avx512",
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Imp::Neon => "neon",
         }
@@ -214,6 +273,8 @@ impl Kernel {
             Imp::Portable => (portable::Portable::MR, portable::Portable::NR),
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2Fma => (avx2::Avx2Fma::MR, avx2::Avx2Fma::NR),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512 => (avx512::Avx512::MR, avx512::Avx512::NR),
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Imp::Neon => (neon::Neon::MR, neon::Neon::NR),
         }
@@ -226,9 +287,23 @@ const TILES: &[(usize, usize)] = &[
     (portable::Portable::MR, portable::Portable::NR),
     #[cfg(target_arch = "x86_64")]
     (avx2::Avx2Fma::MR, avx2::Avx2Fma::NR),
+    #[cfg(target_arch = "x86_64")]
+    (avx512::Avx512::MR, avx512::Avx512::NR),
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     (neon::Neon::MR, neon::Neon::NR),
 ];
+
+// Every kernel's tile fits the tile buffer, its NR the `PackB` contract (`nr ≤ 32`), and the
+// blocking constants are multiples of its MR and NR (only the last block has partial panels).
+const _: () = {
+    let mut i = 0;
+    while i < TILES.len() {
+        let (mr, nr) = TILES[i];
+        assert!(mr * nr <= MAX_TILE && nr <= 32);
+        assert!(MC.is_multiple_of(mr) && NC.is_multiple_of(nr));
+        i += 1;
+    }
+};
 
 const fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
@@ -314,6 +389,8 @@ where
         Imp::Portable => run::<portable::Portable, A, B, D>(m, k, cols, a, b, dest, pack),
         #[cfg(target_arch = "x86_64")]
         Imp::Avx2Fma => run::<avx2::Avx2Fma, A, B, D>(m, k, cols, a, b, dest, pack),
+        #[cfg(target_arch = "x86_64")]
+        Imp::Avx512 => run::<avx512::Avx512, A, B, D>(m, k, cols, a, b, dest, pack),
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         Imp::Neon => run::<neon::Neon, A, B, D>(m, k, cols, a, b, dest, pack),
     }
@@ -556,6 +633,8 @@ where
             Imp::Portable => run::<portable::Portable, A, B, _>(m, k, cols, a, b, &mut part, p),
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2Fma => run::<avx2::Avx2Fma, A, B, _>(m, k, cols, a, b, &mut part, p),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512 => run::<avx512::Avx512, A, B, _>(m, k, cols, a, b, &mut part, p),
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Imp::Neon => run::<neon::Neon, A, B, _>(m, k, cols, a, b, &mut part, p),
         }

@@ -124,7 +124,7 @@ impl Geometry {
             z.enc_out[i] = conv(z.enc_mid[i])?;
             s = z.enc_out[i];
             if i + 1 < l {
-                if s % 2 != 0 {
+                if !s.is_multiple_of(2) {
                     return Err("a 2x2 max-pool would see an odd size");
                 }
                 s /= 2;
@@ -133,7 +133,7 @@ impl Geometry {
         for i in (0..l.saturating_sub(1)).rev() {
             let up = s.checked_mul(2).ok_or("too large")?;
             let skip = z.enc_out[i];
-            if up > skip || (skip - up) % 2 != 0 {
+            if up > skip || !(skip - up).is_multiple_of(2) {
                 return Err("skip connection cannot be centre-cropped");
             }
             z.up[i] = up;

@@ -15,6 +15,7 @@
 use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
 use crate::error::Error;
+use crate::gemm::Kernel;
 use crate::geometry::{Geometry, Sizes};
 use crate::winograd::{self, ConvAlgo};
 
@@ -64,6 +65,8 @@ pub struct Plan {
     /// Workers the pack region has room for; `pack.len = workers · pack_each`.
     workers: usize,
     pack_each: usize,
+    /// GEMM micro-kernel of the forward pass.
+    kernel: Kernel,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -321,12 +324,27 @@ impl Plan {
             lower_bound,
             workers,
             pack_each,
+            kernel: Kernel::best(),
         })
     }
 
     /// How this plan runs the 3×3 convolutions.
     pub fn conv_algo(&self) -> ConvAlgo {
         self.conv_algo
+    }
+
+    /// The GEMM micro-kernel [`crate::Model::forward`] uses with this plan: [`Kernel::best`]
+    /// unless changed by [`Plan::with_kernel`].
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// This plan with the forward pass forced onto `kernel` (for benchmarks and tests that
+    /// compare kernels). Sizes are unchanged: pack buffers cover every kernel of the target
+    /// ([`crate::gemm::pack_len`]), and a [`Kernel`] value exists only for one the CPU runs.
+    pub fn with_kernel(mut self, kernel: Kernel) -> Plan {
+        self.kernel = kernel;
+        self
     }
 
     /// Input height and width.

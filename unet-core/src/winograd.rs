@@ -419,7 +419,7 @@ impl gemm::PackA for Panels<'_> {
 
     fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         let panels = dst.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr));
-        if mr == self.mr && m0 % mr == 0 {
+        if mr == self.mr && m0.is_multiple_of(mr) {
             for (s, panel) in panels.enumerate() {
                 let at = ((m0 / mr + s) * self.depth + k0) * mr;
                 panel.copy_from_slice(&self.data[at..at + kc * mr]);

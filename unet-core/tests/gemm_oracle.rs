@@ -147,12 +147,36 @@ fn kernels_are_listed() {
     let names: Vec<_> = Kernel::available().map(Kernel::name).collect();
     assert_eq!(names[0], "portable");
     assert!(names.contains(&Kernel::best().name()));
-    eprintln!("kernels available: {names:?}");
+    let missing: Vec<_> = Kernel::unavailable().collect();
+    // Every test iterating over `Kernel::available()` covers exactly these kernels here.
+    eprintln!("kernels tested: {names:?}; not supported by this CPU, so not tested: {missing:?}");
+    for name in &names {
+        assert_eq!(Kernel::by_name(name).map(Kernel::name), Some(*name));
+        assert!(!missing.contains(name));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Independent check of the run-time detection: a CPU with the feature gets the kernel,
+        // and the fastest one is preferred.
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        assert_eq!(names.contains(&"avx512"), avx512);
+        assert_eq!(names.contains(&"avx2-fma"), avx2);
+        let best = if avx512 {
+            "avx512"
+        } else if avx2 {
+            "avx2-fma"
+        } else {
+            "portable"
+        };
+        assert_eq!(Kernel::best().name(), best);
+    }
+    assert_eq!(Kernel::by_name("no-such-kernel"), None);
 }
 
 #[test]
 fn edge_sizes_every_kernel() {
-    // 1, around the tile shapes (6, 8, 16), around the block sizes MC, KC, NC.
+    // 1, around the tile shapes (6, 8, 16, 32), around the block sizes MC, KC, NC.
     let cases = [
         (1, 1, 1),
         (1, 17, 3),
@@ -161,6 +185,10 @@ fn edge_sizes_every_kernel() {
         (7, 15, 8),
         (8, 8, 1),
         (9, 33, 2),
+        (8, 32, 5),
+        (16, 31, 3),
+        (17, 65, 11),
+        (24, 64, 257),
         (MC, 40, KC),
         (MC + 1, 19, KC + 1),
         (MC - 1, 23, 2 * KC + 3),
@@ -270,8 +298,10 @@ fn bad_arguments_are_errors() {
 
 #[test]
 fn pack_len_is_bounded_by_the_layer() {
-    // Tiny products need tiny buffers; huge ones are capped by the blocking.
-    assert!(gemm::pack_len(2, 4, 9) <= 8 * 9 + 9 * 16);
+    // Tiny products need tiny buffers (one micro-panel of A, at most 8 rows, and one of B, at
+    // most 32 columns: the AVX-512 kernel's, compiled on x86-64); huge ones are capped by the
+    // blocking.
+    assert!(gemm::pack_len(2, 4, 9) <= 8 * 9 + 9 * 32);
     assert!(gemm::pack_len(usize::MAX, usize::MAX, usize::MAX) <= (MC + 8) * KC + KC * NC);
 }
 

@@ -243,7 +243,7 @@ fn tensor_spec() -> impl Strategy<Value = (usize, Vec<usize>)> {
     (0..22usize, prop::collection::vec(0..4usize, 0..5)).prop_map(|(d, mut dims)| {
         let bits = all_dtypes()[d].bitsize();
         let numel: usize = dims.iter().product();
-        if (numel * bits) % 8 != 0 {
+        if !(numel * bits).is_multiple_of(8) {
             // F4 needs an even count, F6 a multiple of 4: scale the shape.
             dims.push(4);
         }

@@ -57,7 +57,22 @@ fn config(levels: usize, base: usize, in_c: usize, classes: usize, padding: Padd
 }
 
 fn logits(model: &Model<'_>, exec: &dyn Executor, h: usize, w: usize, seed: u64) -> Vec<f32> {
-    let plan = model.plan_workers(h, w, exec.workers()).unwrap();
+    logits_with(model, exec, h, w, seed, Kernel::best())
+}
+
+fn logits_with(
+    model: &Model<'_>,
+    exec: &dyn Executor,
+    h: usize,
+    w: usize,
+    seed: u64,
+    kernel: Kernel,
+) -> Vec<f32> {
+    let plan = model
+        .plan_workers(h, w, exec.workers())
+        .unwrap()
+        .with_kernel(kernel);
+    assert_eq!(plan.kernel(), kernel);
     let input = synth::random_input(plan.input_len(), seed);
     // NaN-filled scratch: nothing may be read before it is written.
     let mut scratch = vec![f32::NAN; plan.scratch_len()];
@@ -94,6 +109,25 @@ fn workers_give_the_bits_of_one_worker() {
         for workers in [1, 2, 3, 4, 7] {
             let many = logits(&model, &Threads(workers), h, w, i as u64);
             assert!(same_bits(&one, &many), "case {i}, {workers} workers");
+        }
+        // Every kernel this CPU runs, forced through the plan: bit-identical across workers,
+        // and within rounding (summation order, FMA or not) of the portable kernel.
+        let portable = logits_with(&model, &Sequential, h, w, i as u64, Kernel::portable());
+        let scale = portable.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for kernel in Kernel::available() {
+            let one = logits_with(&model, &Sequential, h, w, i as u64, kernel);
+            for (j, (x, y)) in one.iter().zip(&portable).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * scale,
+                    "case {i}, {}: logit {j} = {x} vs portable {y}",
+                    kernel.name()
+                );
+            }
+            for workers in [2, 3] {
+                let many = logits_with(&model, &Threads(workers), h, w, i as u64, kernel);
+                let what = format!("case {i}, {}, {workers} workers", kernel.name());
+                assert!(same_bits(&one, &many), "{what}");
+            }
         }
         #[cfg(feature = "rayon")]
         for threads in [2, 3] {

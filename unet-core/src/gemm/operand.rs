@@ -94,6 +94,7 @@ impl PackB for MatRef<'_> {
                     let src = &self.data[base..base + cnt];
                     // Fixed lengths for whole micro-panel rows: inline moves, not `memcpy`.
                     match cnt {
+                        32 => row[..32].copy_from_slice(&src[..32]),
                         16 => row[..16].copy_from_slice(&src[..16]),
                         8 => row[..8].copy_from_slice(&src[..8]),
                         _ => row[..cnt].copy_from_slice(src),
