@@ -372,42 +372,71 @@ pub fn load_folder_checked(
                 path: ipath.clone(),
                 missing: "label",
             })?;
-        let ipages = load_image(ipath)?;
-        let lpages = load_labels(&lpath)?;
-        if ipages.len() != lpages.len() {
-            return Err(DataError::PageCount {
-                image: ipath.clone(),
-                labels: lpath,
-                image_pages: ipages.len(),
-                labels_pages: lpages.len(),
+        out.extend(load_pair_named(ipath, &lpath, stem, kind, num_classes)?);
+    }
+    Ok(out)
+}
+
+/// Loads one image file and its label file (same page count, same size per page) as samples
+/// named after the image's file stem (`STEM`, or `STEM#k` for the pages of a stack). With
+/// [`LabelKind::Class`] and `num_classes = Some(k)`, a label value `≥ k` is an error.
+pub fn load_pair(
+    image: &Path,
+    labels: &Path,
+    kind: LabelKind,
+    num_classes: Option<usize>,
+) -> Result<Vec<Sample>, DataError> {
+    let stem = image
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("image")
+        .to_string();
+    load_pair_named(image, labels, &stem, kind, num_classes)
+}
+
+fn load_pair_named(
+    ipath: &Path,
+    lpath: &Path,
+    stem: &str,
+    kind: LabelKind,
+    num_classes: Option<usize>,
+) -> Result<Vec<Sample>, DataError> {
+    let ipages = load_image(ipath)?;
+    let lpages = load_labels(lpath)?;
+    if ipages.len() != lpages.len() {
+        return Err(DataError::PageCount {
+            image: ipath.to_path_buf(),
+            labels: lpath.to_path_buf(),
+            image_pages: ipages.len(),
+            labels_pages: lpages.len(),
+        });
+    }
+    let many = ipages.len() > 1;
+    let mut out = Vec::with_capacity(ipages.len());
+    for (k, (im, lab)) in ipages.into_iter().zip(lpages).enumerate() {
+        if im.dim() != lab.dim() {
+            return Err(DataError::SizeMismatch {
+                image: ipath.to_path_buf(),
+                labels: lpath.to_path_buf(),
+                image_h: im.nrows(),
+                image_w: im.ncols(),
+                label_h: lab.nrows(),
+                label_w: lab.ncols(),
             });
         }
-        let many = ipages.len() > 1;
-        for (k, (im, lab)) in ipages.into_iter().zip(lpages).enumerate() {
-            if im.dim() != lab.dim() {
-                return Err(DataError::SizeMismatch {
-                    image: ipath.clone(),
-                    labels: lpath,
-                    image_h: im.nrows(),
-                    image_w: im.ncols(),
-                    label_h: lab.nrows(),
-                    label_w: lab.ncols(),
-                });
-            }
-            if let (LabelKind::Class, Some(limit)) = (kind, num_classes) {
-                check_classes(&lab, limit, &lpath.display().to_string())?;
-            }
-            let name = if many {
-                format!("{stem}#{k}")
-            } else {
-                stem.clone()
-            };
-            out.push(Sample {
-                name,
-                image: im.insert_axis(Axis(0)),
-                labels: lab,
-            });
+        if let (LabelKind::Class, Some(limit)) = (kind, num_classes) {
+            check_classes(&lab, limit, &lpath.display().to_string())?;
         }
+        let name = if many {
+            format!("{stem}#{k}")
+        } else {
+            stem.to_string()
+        };
+        out.push(Sample {
+            name,
+            image: im.insert_axis(Axis(0)),
+            labels: lab,
+        });
     }
     Ok(out)
 }

@@ -24,6 +24,12 @@ pub enum TrainError {
     /// An argument is out of range or two inputs disagree (shapes, configs, class ids).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// Training data could not be read (the error names the file).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// The tile sampler refused the training set.
+    #[error("training tiles: {0}")]
+    Sampler(#[from] crate::sampler::SamplerError),
     /// A checkpoint file is malformed or belongs to another run.
     #[error("checkpoint {path}: {what}")]
     Checkpoint {

@@ -98,21 +98,10 @@ pub fn write_overlay_png(
         )));
     }
     let (pw, ph) = dims(h, w)?;
-    let (lo, hi) = gray
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    let span = if hi > lo { hi - lo } else { 1.0 };
+    let g = gray_u8(gray);
     let mut data = Vec::with_capacity(h * w * 3);
     for ((y, x), &l) in labels.indexed_iter() {
-        let g = gray[[y, x]];
-        let g = if g.is_finite() {
-            ((g - lo) / span * 255.0).clamp(0.0, 255.0)
-        } else {
-            0.0
-        };
+        let g = g[[y, x]] as f32;
         if l == 0 {
             data.extend([g as u8; 3]);
         } else {
@@ -120,11 +109,78 @@ pub fn write_overlay_png(
             data.extend(c.map(|v| ((g + v as f32) / 2.0) as u8));
         }
     }
+    write_rgb(path, pw, ph, &data)
+}
+
+/// Writes an RGB overlay of instance outlines: `gray` (`[H, W]`, min–max scaled to 0–255)
+/// with every boundary pixel of every instance of `instances` (`[H, W]`, 0 = background)
+/// drawn in the instance's colour (palette by id) and instance interiors tinted 15 %. A
+/// boundary pixel is an instance pixel with a 4-neighbour outside the image or of another id.
+pub fn write_outline_overlay_png(
+    path: &Path,
+    gray: ArrayView2<'_, f32>,
+    instances: &Array2<u32>,
+) -> Result<()> {
+    let (h, w) = instances.dim();
+    if gray.dim() != (h, w) {
+        return Err(TrainError::invalid(format!(
+            "overlay: image {:?} vs instances {:?}",
+            gray.dim(),
+            instances.dim()
+        )));
+    }
+    let (pw, ph) = dims(h, w)?;
+    let g = gray_u8(gray);
+    let mut data = Vec::with_capacity(h * w * 3);
+    for ((y, x), &id) in instances.indexed_iter() {
+        let v = g[[y, x]];
+        if id == 0 {
+            data.extend([v; 3]);
+            continue;
+        }
+        let c = PALETTE[(id as usize - 1) % PALETTE.len()];
+        let other = |yy: usize, xx: usize| instances[[yy, xx]] != id;
+        let edge = y == 0
+            || x == 0
+            || y + 1 == h
+            || x + 1 == w
+            || other(y - 1, x)
+            || other(y + 1, x)
+            || other(y, x - 1)
+            || other(y, x + 1);
+        if edge {
+            data.extend(c);
+        } else {
+            data.extend(c.map(|cv| (0.85 * v as f32 + 0.15 * cv as f32) as u8));
+        }
+    }
+    write_rgb(path, pw, ph, &data)
+}
+
+/// Min–max scales the finite values of `gray` to 0–255 (non-finite → 0).
+fn gray_u8(gray: ArrayView2<'_, f32>) -> Array2<u8> {
+    let (lo, hi) = gray
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    gray.mapv(|g| {
+        if g.is_finite() {
+            ((g - lo) / span * 255.0).clamp(0.0, 255.0) as u8
+        } else {
+            0
+        }
+    })
+}
+
+fn write_rgb(path: &Path, pw: u32, ph: u32, data: &[u8]) -> Result<()> {
     let mut enc = png::Encoder::new(create(path)?, pw, ph);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let mut wr = enc.write_header().map_err(|e| png_err(path, e))?;
-    wr.write_image_data(&data).map_err(|e| png_err(path, e))?;
+    wr.write_image_data(data).map_err(|e| png_err(path, e))?;
     wr.finish().map_err(|e| png_err(path, e))
 }
 
@@ -179,6 +235,31 @@ mod tests {
         let gray = Array2::from_shape_fn((5, 7), |(y, _)| y as f32);
         write_overlay_png(&dir.join("o.png"), gray.view(), &labels).unwrap();
         assert!(write_overlay_png(&dir.join("bad.png"), gray.t(), &labels).is_err());
+        // Outlines: a 3x3 instance inside a 5x7 image has 8 boundary pixels and 1 interior.
+        let mut inst = Array2::<u32>::zeros((5, 7));
+        inst.slice_mut(ndarray::s![1..4, 2..5]).fill(1);
+        let o = dir.join("outline.png");
+        write_outline_overlay_png(&o, gray.view(), &inst).unwrap();
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&o).unwrap()));
+        let mut r = dec.read_info().unwrap();
+        let mut rgb = vec![0u8; r.output_buffer_size().unwrap()];
+        r.next_frame(&mut rgb).unwrap();
+        let px = |y: usize, x: usize| {
+            [
+                rgb[(y * 7 + x) * 3],
+                rgb[(y * 7 + x) * 3 + 1],
+                rgb[(y * 7 + x) * 3 + 2],
+            ]
+        };
+        let colour = PALETTE[0];
+        let edges = (0..5)
+            .flat_map(|y| (0..7).map(move |x| (y, x)))
+            .filter(|&(y, x)| px(y, x) == colour)
+            .count();
+        assert_eq!(edges, 8);
+        assert_ne!(px(2, 3), colour);
+        let g0 = (0.0f32 / 4.0 * 255.0) as u8;
+        assert_eq!(px(0, 0), [g0; 3]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,19 +13,26 @@
 //! [`export`] (safetensors model files), [`checkpoint`] (resumable training state),
 //! [`atomic_write`] (crash-safe file replacement), [`train`] (the loop), [`session`] (building
 //! a fresh or resumed trainer), [`predict`] (overlap-tile whole-image prediction),
-//! [`image_out`] (label/probability/overlay images), [`mod@bench`] (step timing).
+//! [`image_out`] (label/probability/overlay images), [`mod@bench`] (step timing), [`plot`]
+//! (training-curve PNG charts), [`baseline`] (blur + Otsu threshold segmentation baseline),
+//! [`dataset`] (data sets as the command line names them), [`evaluate`] (whole-image
+//! segmentation and pooled validation metrics) and [`fetch`] (pinned sample data).
 #![deny(missing_docs)]
 
 pub mod atomic_write;
 pub mod augment;
 pub mod backend;
+pub mod baseline;
 pub mod bench;
 pub mod checkpoint;
 pub mod components;
 pub mod data;
+pub mod dataset;
 pub mod edt;
 pub mod error;
+pub mod evaluate;
 pub mod export;
+pub mod fetch;
 pub mod image_norm;
 pub mod image_out;
 pub mod init;
@@ -33,6 +40,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod params;
+pub mod plot;
 pub mod predict;
 pub mod sampler;
 pub mod schedule;

@@ -253,3 +253,19 @@ impl TileSampler {
         )
     }
 }
+
+impl crate::train::BatchSource for TileSampler {
+    /// [`TileSampler::sample`] as an owned training batch (all randomness from `rng`).
+    fn next_batch(
+        &mut self,
+        batch: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> crate::Result<crate::train::OwnedBatch> {
+        let b = self.sample(batch, rng);
+        Ok(crate::train::OwnedBatch {
+            input: b.input,
+            target: b.target,
+            weight: b.weight,
+        })
+    }
+}

@@ -212,10 +212,19 @@ pub struct RunOptions {
     pub checkpoint_every: u64,
     /// Checkpoint file (none: no checkpoints).
     pub checkpoint_path: Option<std::path::PathBuf>,
-    /// Validate and log a CSV row every this many steps (0: only at the end).
+    /// Log a CSV row (mean training loss since the previous row) every this many steps
+    /// (0: only at the end).
     pub log_every: u64,
+    /// Run the validation callback every this many steps (0: only at the end); a validation
+    /// step also logs a row.
+    pub validate_every: u64,
+    /// Names of the validation metrics, in CSV column order. Empty: the names the first
+    /// validation returns (then every row must come from a validation, i.e. `log_every` should
+    /// equal `validate_every`). Rows without a validation leave these cells empty; metrics not
+    /// listed here are printed but not logged.
+    pub metric_names: Vec<String>,
     /// CSV log file (none: no log). Columns: `step,lr,train_loss,tiles_per_s,elapsed_s` then the
-    /// validation metrics by name.
+    /// validation metrics by name. An existing file is appended to (a resumed run).
     pub log_path: Option<std::path::PathBuf>,
     /// Show an indicatif progress bar on stderr.
     pub progress: bool,
@@ -296,6 +305,7 @@ pub fn run<B: Backend>(
         }
         Ok(())
     };
+    let mut columns: Vec<String> = opts.metric_names.clone();
     let (mut sum, mut count, mut tiles) = (0.0f64, 0u64, 0usize);
     let mut total_tiles = 0usize;
     let mut interval_start = std::time::Instant::now();
@@ -325,18 +335,26 @@ pub fn run<B: Backend>(
         if opts.checkpoint_every > 0 && t % opts.checkpoint_every == 0 && !last {
             save_checkpoint(trainer)?;
         }
-        if (opts.log_every > 0 && t % opts.log_every == 0) || last {
-            let metrics = match validate.as_mut() {
-                Some(v) => v(trainer.backend())?,
-                None => Vec::new(),
+        let every = |n: u64| n > 0 && t % n == 0;
+        let validate_now = every(opts.validate_every) || last;
+        if every(opts.log_every) || validate_now {
+            let metrics = match (validate_now, validate.as_mut()) {
+                (true, Some(v)) => {
+                    bar.set_message("validating…");
+                    v(trainer.backend())?
+                }
+                _ => Vec::new(),
             };
             summary.last_loss = sum / count as f64;
             summary.tiles_per_s = tiles as f64 / secs;
             if let Some((f, header_written, p)) = log.as_mut() {
+                if columns.is_empty() && !metrics.is_empty() {
+                    columns = metrics.iter().map(|(k, _)| k.clone()).collect();
+                }
                 let mut line = String::new();
                 if !*header_written {
                     line.push_str("step,lr,train_loss,tiles_per_s,elapsed_s");
-                    for (k, _) in &metrics {
+                    for k in &columns {
                         line.push(',');
                         line.push_str(k);
                     }
@@ -349,8 +367,11 @@ pub fn run<B: Backend>(
                     summary.tiles_per_s,
                     start.elapsed().as_secs_f64()
                 ));
-                for (_, v) in &metrics {
-                    line.push_str(&format!(",{v}"));
+                for k in &columns {
+                    line.push(',');
+                    if let Some((_, v)) = metrics.iter().find(|(n, _)| n == k) {
+                        line.push_str(&v.to_string());
+                    }
                 }
                 line.push('\n');
                 f.write_all(line.as_bytes())
@@ -367,8 +388,8 @@ pub fn run<B: Backend>(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
+                summary.last_metrics = metrics;
             }
-            summary.last_metrics = metrics;
             (sum, count, tiles) = (0.0, 0, 0);
             interval_start = std::time::Instant::now();
         }

@@ -81,6 +81,8 @@ fn opts(dir: &std::path::Path, steps: u64) -> RunOptions {
         checkpoint_every: 2,
         checkpoint_path: Some(dir.join("run.ckpt")),
         log_every: 10,
+        validate_every: 10,
+        metric_names: Vec::new(),
         log_path: Some(dir.join("log.csv")),
         progress: false,
         out: dir.join("model.safetensors"),
@@ -134,6 +136,37 @@ fn loss_falls_and_files_are_written() {
     assert_eq!(meta["steps"], "60");
     assert_eq!(meta["data"], "synthetic");
     assert_eq!(meta["seed"], "9");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn validation_less_often_than_logging_leaves_cells_empty() {
+    let dir = tmp("sparse");
+    let mut t = trainer();
+    let mut calls = 0;
+    let mut val = |_: &CpuBackend| -> unet_train::Result<Vec<(String, f64)>> {
+        calls += 1;
+        Ok(vec![
+            ("val_calls".to_string(), calls as f64),
+            ("unlisted".to_string(), 7.0),
+        ])
+    };
+    let o = RunOptions {
+        log_every: 10,
+        validate_every: 30,
+        metric_names: vec!["val_calls".into()],
+        ..opts(&dir, 50)
+    };
+    run(&mut t, &mut Bright, Some(&mut val), &o).unwrap();
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = log.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0].last(), Some(&"val_calls"));
+    // Rows at 10, 20, 30 (validated), 40, 50 (the last step always validates).
+    let steps: Vec<&str> = rows[1..].iter().map(|r| r[0]).collect();
+    assert_eq!(steps, ["10", "20", "30", "40", "50"]);
+    let vals: Vec<&str> = rows[1..].iter().map(|r| r[5]).collect();
+    assert_eq!(vals, ["", "", "1", "", "2"], "{log}");
+    assert_eq!(calls, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
