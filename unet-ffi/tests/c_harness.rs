@@ -582,10 +582,15 @@ fn have_sanitizers() -> bool {
 /// LeakSanitizer, against libunet.a (static) and libunet.so (shared). The Rust side is the
 /// normal build unless `UNET_ASAN_LIBUNET` names a `libunet.a` built with
 /// `-Zsanitizer=address` (`.ci/sanitizers.sh` does that with nightly and `-Zbuild-std`); then
-/// that archive is linked instead, and only statically.
+/// that archive is linked instead, and only statically. Skipped (with a message) if gcc's
+/// sanitizer runtimes are missing, unless `UNET_REQUIRE_SANITIZERS` is set.
 #[test]
 fn c_harness_under_asan_ubsan() {
     if !have_sanitizers() {
+        assert!(
+            std::env::var_os("UNET_REQUIRE_SANITIZERS").is_none(),
+            "UNET_REQUIRE_SANITIZERS is set but gcc -fsanitize=address,undefined does not work"
+        );
         eprintln!(
             "SKIPPED: gcc -fsanitize=address,undefined does not work here (libasan/libubsan \
              missing?); the C harness did not run under ASan/UBSan"
