@@ -538,7 +538,13 @@ fn check_run_tile(c: &mut Ctl<'_>, m: *const unet_model, rust: Option<&Model<'_>
         let p = plan.expect("C ran a tile Rust cannot plan");
         assert!(kind <= 3 && misalign == 0 && !in_ptr.is_null() && !out_ptr.is_null());
         assert!(in_len >= need_in && out_len >= if kind >= 2 { need_lab } else { need_out });
-        assert!(scratch_mode == 0 || scr_len >= need_scr);
+        // Either the convenience path (NULL, 0) or a scratch long enough; NULL with a length
+        // is refused.
+        assert!(if scr_ptr.is_null() {
+            scr_len == 0
+        } else {
+            scr_len >= need_scr
+        });
         let classes = rust.unwrap().config().num_classes;
         out.check_success(classes, p.label_len(), finite);
     } else {
