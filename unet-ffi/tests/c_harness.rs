@@ -611,7 +611,11 @@ fn c_harness_under_asan_ubsan() {
         match &asan_lib {
             None => compile("gcc", &flags, &harness_sources(), link, &exe),
             Some(lib) => {
-                assert!(lib.exists(), "UNET_ASAN_LIBUNET={} does not exist", lib.display());
+                assert!(
+                    lib.exists(),
+                    "UNET_ASAN_LIBUNET={} does not exist",
+                    lib.display()
+                );
                 let res = Command::new("gcc")
                     .args(&flags)
                     .arg("-I")

@@ -111,7 +111,10 @@ fn tile_nan_propagates_to_its_receptive_field() {
         if bad.is_nan() {
             assert!(bad_px.contains(&0), "NaN must reach output pixel (0, 0)");
         }
-        assert!(bad_px.len() < px, "one {bad} pixel must not poison the tile");
+        assert!(
+            bad_px.len() < px,
+            "one {bad} pixel must not poison the tile"
+        );
         assert!((0..CLASSES).all(|c| logits[c * px + px - 1].is_finite()));
 
         let mut probs = vec![0f32; CLASSES * px];
@@ -126,7 +129,10 @@ fn tile_nan_propagates_to_its_receptive_field() {
             unet_status::UNET_OK
         );
         let last: f32 = (0..CLASSES).map(|c| probs[c * px + px - 1]).sum();
-        assert!((last - 1.0).abs() < 1e-5, "finite pixel's probabilities sum to {last}");
+        assert!(
+            (last - 1.0).abs() < 1e-5,
+            "finite pixel's probabilities sum to {last}"
+        );
 
         let mut labels = vec![0xAAu8; px];
         assert_eq!(
@@ -231,17 +237,14 @@ fn frame_without_percentiles_propagates_nan_locally() {
     px[0] = f32::NAN; // corner: mirrored context keeps it near the top-left
     let mut logits = vec![0f32; CLASSES * h * w];
     assert_eq!(
-        segment(
-            m,
-            (h, w),
-            &px,
-            unet_output::UNET_OUTPUT_LOGITS,
-            &mut logits
-        ),
+        segment(m, (h, w), &px, unet_output::UNET_OUTPUT_LOGITS, &mut logits),
         unet_status::UNET_OK
     );
     let n = h * w;
-    assert!((0..CLASSES).any(|c| logits[c * n].is_nan()), "NaN reaches (0, 0)");
+    assert!(
+        (0..CLASSES).any(|c| logits[c * n].is_nan()),
+        "NaN reaches (0, 0)"
+    );
     assert!(
         (0..CLASSES).all(|c| logits[c * n + n - 1].is_finite()),
         "the far corner stays finite"
