@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Builds every fuzz target (cargo-fuzz, libFuzzer, nightly) and runs each for SECONDS (default 30),
-# one at a time. Exits non-zero if any target crashes (libFuzzer writes the input to
-# fuzz/artifacts/<target>/). Installs cargo-fuzz if it is missing.
+# Builds every fuzz target (cargo-fuzz, libFuzzer, nightly: unet-core, and libunet's C API in
+# `c_api`) and runs each for SECONDS (default 30), one at a time. Exits non-zero if any target
+# crashes (libFuzzer writes the input to fuzz/artifacts/<target>/). Installs cargo-fuzz if
+# it is missing.
 #   bash fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(model_file plan_geometry forward_tiny)
+[ ${#targets[@]} -gt 0 ] || targets=(model_file plan_geometry forward_tiny c_api)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd "$here"

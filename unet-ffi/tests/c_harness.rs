@@ -5,7 +5,8 @@
 //! cargo built for this test run (they sit next to this test binary in `target/<profile>/deps`),
 //! runs them, and compares what they print with the Rust API. The harness also runs under
 //! `valgrind --error-exitcode=1 --leak-check=full` (skipped with a message if valgrind is
-//! missing).
+//! missing) and built with `gcc -fsanitize=address,undefined` (skipped with a message if the
+//! sanitizer runtimes are missing).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -551,6 +552,98 @@ fn c_harness_under_valgrind() {
             .arg(&exe)
             .arg(&d.dir));
         assert_eq!(lines, d.report, "under valgrind ({link:?})");
+    }
+}
+
+/// Flags of the sanitizer build of the C harness.
+const SANITIZE: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+];
+
+/// Whether `gcc -fsanitize=address,undefined` can build and run a program here.
+fn have_sanitizers() -> bool {
+    let dir = scratch_dir("sanitizer-probe");
+    let src = dir.join("probe.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").expect("write probe");
+    let exe = dir.join("probe");
+    Command::new("gcc")
+        .args(SANITIZE)
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(&exe).status().is_ok_and(|s| s.success())
+}
+
+/// The C harness built with `gcc -fsanitize=address,undefined` (every error fatal) and run with
+/// LeakSanitizer, against libunet.a (static) and libunet.so (shared). The Rust side is the
+/// normal build unless `UNET_ASAN_LIBUNET` names a `libunet.a` built with
+/// `-Zsanitizer=address` (`.ci/sanitizers.sh` does that with nightly and `-Zbuild-std`); then
+/// that archive is linked instead, and only statically. Skipped (with a message) if gcc's
+/// sanitizer runtimes are missing, unless `UNET_REQUIRE_SANITIZERS` is set.
+#[test]
+fn c_harness_under_asan_ubsan() {
+    if !have_sanitizers() {
+        assert!(
+            std::env::var_os("UNET_REQUIRE_SANITIZERS").is_none(),
+            "UNET_REQUIRE_SANITIZERS is set but gcc -fsanitize=address,undefined does not work"
+        );
+        eprintln!(
+            "SKIPPED: gcc -fsanitize=address,undefined does not work here (libasan/libubsan \
+             missing?); the C harness did not run under ASan/UBSan"
+        );
+        return;
+    }
+    let d = data();
+    let asan_lib = std::env::var_os("UNET_ASAN_LIBUNET").map(PathBuf::from);
+    let links: &[Link] = if asan_lib.is_some() {
+        &[Link::Static]
+    } else {
+        &[Link::Static, Link::Shared]
+    };
+    let flags: Vec<&str> = C_FLAGS.iter().chain(SANITIZE).copied().collect();
+    for &link in links {
+        let dir = scratch_dir(&format!("asan-{link:?}"));
+        let exe = dir.join("harness");
+        match &asan_lib {
+            None => compile("gcc", &flags, &harness_sources(), link, &exe),
+            Some(lib) => {
+                assert!(
+                    lib.exists(),
+                    "UNET_ASAN_LIBUNET={} does not exist",
+                    lib.display()
+                );
+                let res = Command::new("gcc")
+                    .args(&flags)
+                    .arg("-I")
+                    .arg(repo().join("include"))
+                    .arg("-I")
+                    .arg(repo().join("tests/c"))
+                    .args(harness_sources())
+                    .arg("-o")
+                    .arg(&exe)
+                    .arg(lib)
+                    .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"])
+                    .output()
+                    .expect("run gcc");
+                assert!(
+                    res.status.success(),
+                    "gcc (sanitized libunet) failed:\n{}",
+                    String::from_utf8_lossy(&res.stderr)
+                );
+            }
+        }
+        let lines = run(Command::new(&exe)
+            .arg(&d.dir)
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1",
+            )
+            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"));
+        assert_eq!(lines, d.report, "under ASan/UBSan ({link:?})");
     }
 }
 

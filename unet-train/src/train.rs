@@ -259,6 +259,21 @@ pub struct RunSummary {
 /// A validation callback: metrics `(name, value)` of the current model (same names every call).
 pub type Validate<'v, B> = dyn FnMut(&B) -> Result<Vec<(String, f64)>> + 'v;
 
+/// Truncates an append-mode log after its last complete line (a killed run may have left a
+/// partial one); returns whether a complete line (the header) remains.
+fn drop_partial_line(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut r = f;
+    let mut text = Vec::new();
+    r.seek(SeekFrom::Start(0))?;
+    r.read_to_end(&mut text)?;
+    let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < text.len() {
+        f.set_len(keep as u64)?;
+    }
+    Ok(keep > 0)
+}
+
 /// Trains until `opts.steps` or the time budget, logging, checkpointing and finally exporting.
 ///
 /// On a non-finite loss it stops with [`TrainError::NonFinite`] without writing anything more:
@@ -287,13 +302,16 @@ pub fn run<B: Backend>(
     };
     let mut log = match &opts.log_path {
         Some(p) => {
-            let exists = p.exists();
             let f = std::fs::OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(p)
                 .map_err(|e| TrainError::io(p, e))?;
-            Some((f, exists, p.clone()))
+            // A run killed mid-way may have left an empty log (created, no header yet) or a
+            // torn last line: drop the partial line, and write the header if none is there.
+            let has_header = drop_partial_line(&f).map_err(|e| TrainError::io(p, e))?;
+            Some((f, has_header, p.clone()))
         }
         None => None,
     };
