@@ -433,27 +433,54 @@ impl<'a> Model<'a> {
                 let cover_w = AxisTiling::covering_input(&g, width).ok_or(Error::Overflow)?;
                 let top = cover_h.max(cover_w);
                 let budget = bytes / 4;
-                let mut best: Option<FramePlan> = None;
-                let mut smallest: Option<usize> = None;
-                let mut c = g.min_input();
-                while c <= top {
-                    if let Ok(p) = with(c.min(cover_h), c.min(cover_w)) {
-                        smallest.get_or_insert(p.scratch_len);
-                        if p.scratch_len > budget {
-                            break;
-                        }
-                        best = Some(p);
-                    }
-                    c = match g.next_legal(c + 1) {
-                        Some(n) => n,
-                        None => break,
-                    };
+                // Scratch grows with the tile size, so the largest fitting tile is found by
+                // bisection over `x`, the tile being the largest legal size `≤ x` (a linear scan
+                // plans every legal size up to the frame's: billions for a 1 × 4·10⁹ frame).
+                let plan_at = |x: usize| -> Option<FramePlan> {
+                    let c = g.prev_legal(x)?;
+                    with(c.min(cover_h), c.min(cover_w)).ok()
+                };
+                // Tiles below some size cannot tile the frame (too little kept centre); find the
+                // smallest size that plans, again by bisection (it is valid from there on).
+                let top = top.max(g.min_input());
+                let (mut a, mut b) = (g.min_input(), top);
+                if plan_at(b).is_none() {
+                    return Err(Error::BufferTooSmall {
+                        buffer: "scratch budget",
+                        needed: usize::MAX,
+                        got: budget,
+                    });
                 }
-                best.ok_or(Error::BufferTooSmall {
-                    buffer: "scratch budget",
-                    needed: smallest.unwrap_or(usize::MAX),
-                    got: budget,
-                })
+                while a < b {
+                    let mid = a + (b - a) / 2;
+                    if plan_at(mid).is_some() {
+                        b = mid;
+                    } else {
+                        a = mid + 1;
+                    }
+                }
+                let first = a;
+                let fits = |x: usize| plan_at(x).filter(|p| p.scratch_len <= budget);
+                let Some(mut best) = fits(first) else {
+                    return Err(Error::BufferTooSmall {
+                        buffer: "scratch budget",
+                        needed: plan_at(first).map_or(usize::MAX, |p| p.scratch_len),
+                        got: budget,
+                    });
+                };
+                // Invariant: `fits(lo)` holds (and `best` is its plan); nothing above `hi` fits.
+                let (mut lo, mut hi) = (first, top);
+                while lo < hi {
+                    let mid = lo + (hi - lo).div_ceil(2);
+                    match fits(mid) {
+                        Some(p) => {
+                            best = p;
+                            lo = mid;
+                        }
+                        None => hi = mid - 1,
+                    }
+                }
+                Ok(best)
             }
         }
     }

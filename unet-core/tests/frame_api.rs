@@ -408,6 +408,26 @@ fn plan_errors() {
     ));
 }
 
+/// Regression (found by the `c_api` fuzz target): the automatic tile choice planned every legal
+/// tile size up to the frame's, which for a 1 × 4·10⁹-pixel frame of a one-level model and a
+/// huge budget meant billions of plans (a hang). It bisects now: a handful of plans.
+#[test]
+fn budget_search_on_a_huge_thin_frame_returns_at_once() {
+    let cfg = config(1, 2, 2, 1, Padding::Valid);
+    let bytes = model_bytes(&cfg, "none", 2);
+    let model = Model::from_safetensors(&bytes).unwrap();
+    for budget in [usize::MAX, 1 << 30, 1 << 20] {
+        let o = opts(TileChoice::Budget(budget), SampleType::U8);
+        match model.frame_plan(1, 4_000_000_000, 1, o) {
+            Ok(p) => assert!(p.scratch_bytes() <= budget),
+            Err(e) => assert!(
+                matches!(e, Error::BufferTooSmall { .. } | Error::Overflow),
+                "{e:?}"
+            ),
+        }
+    }
+}
+
 #[test]
 fn budget_picks_the_largest_fitting_tile() {
     let cfg = config(1, 2, 2, 3, Padding::Valid);
