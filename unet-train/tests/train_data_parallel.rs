@@ -2,7 +2,9 @@
 //! half of a batch with the whole batch's loss denominator and the whole batch's dropout masks,
 //! then summing gradients (the all-reduce) and stepping, stay identical to one replica training
 //! on the whole batch. Summation order differs (per-sample sums are added pairwise), so the
-//! comparison allows 1e-6 relative (gradients) / 1e-5 (weights after 3 Adam steps).
+//! comparison allows 1e-5 relative to the tensor's largest entry, for gradients and for weights
+//! after 3 Adam steps (a bias gradient is a sum of per-sample terms that largely cancel: reordering
+//! four such terms moves a 2-element bias gradient by ~2e-6 of its size).
 
 use ndarray::{s, Array3, Array4};
 use rand::{Rng, SeedableRng};
@@ -91,7 +93,7 @@ fn two_shards_equal_one_batch() {
         // All-reduce.
         let mut g = r0.gradients().unwrap();
         g.add_assign(&r1.gradients().unwrap()).unwrap();
-        close(&g, &whole.gradients().unwrap(), 1e-6);
+        close(&g, &whole.gradients().unwrap(), 1e-5);
         r0.set_gradients(&g).unwrap();
         r1.set_gradients(&g).unwrap();
         for b in [&mut whole, &mut r0, &mut r1] {

@@ -3,10 +3,11 @@
 //!
 //! Feature maps are CHW, contiguous, row-major: `(c, y, x)` at `(c·h + y)·w + x`. Weights are the
 //! PyTorch tensors as flat row-major slices: `[C_out, C_in, 3, 3]` is the `C_out × 9·C_in` matrix
-//! `W`. The 3×3 convolution is `Y = W · im2col(X) + b`, computed in blocks of output rows so that
-//! the column buffer stays below [`COL_BLOCK`] elements whatever the tile size. The backward pass
-//! recomputes the block's columns (instead of keeping them: at 572² they would take gigabytes)
-//! and computes `dW += dY · colsᵀ`, `dcols = Wᵀ · dY`, `dX = col2im(dcols)`.
+//! `W`. The 3×3 convolution is `Y = W · im2col(X) + b`, but no column matrix is ever
+//! materialised: the forward pass runs unet-core's packed GEMM, which generates the columns while
+//! packing (bias and ReLU fused into the store); `dX` is the transposed convolution of `dY`, run
+//! the same way with the flipped kernel; `dW` is nine GEMMs (one per kernel tap) that read the
+//! zero-padded input through strided views.
 
 use ndarray::{Array3, ArrayView3};
 use rayon::prelude::*;
@@ -14,16 +15,12 @@ use unet_core::Padding;
 
 use super::gemm::{sgemm, Mat, MatMut};
 
-/// Largest im2col block (f32 elements, 64 MiB) the convolutions allocate at once.
-pub const COL_BLOCK: usize = 1 << 24;
-
 thread_local! {
-    /// Per-thread im2col buffers, reused across calls so that large column blocks are not
-    /// allocated (and page-faulted in) for every convolution. Taken out of the cell while in use
+    /// Per-thread GEMM pack buffers, reused across calls instead of being allocated (and
+    /// page-faulted in) for every convolution. Taken out of the cell while in use
     /// (a nested call on the same thread, e.g. through rayon work stealing, finds it empty and
     /// allocates its own), put back afterwards.
-    static COLS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-    static DCOLS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static PACK: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A buffer of at least `n` elements from `cell` (contents unspecified).
@@ -83,79 +80,53 @@ impl Shape3 {
             p,
         }
     }
-    /// Output rows per im2col block.
-    fn block_rows(&self) -> usize {
-        (COL_BLOCK / (self.cin * 9 * self.ow).max(1)).clamp(1, self.oh.max(1))
-    }
-    /// Range of output columns `x` whose input column `x + j − p` is inside `0..w`.
-    fn x_range(&self, j: usize) -> (usize, usize) {
-        let lo = self.p.saturating_sub(j);
-        let hi = (self.w + self.p).saturating_sub(j).min(self.ow);
-        (lo, hi.max(lo))
-    }
 }
 
-/// `cols[(ci·9 + i·3 + j), yy·ow + x] = x[ci, y0 + yy + i − p, x + j − p]` (0 outside), for
-/// output rows `y0..y0 + rows`. `cols` has `9·cin × rows·ow` elements.
-fn im2col(x: &[f32], s: &Shape3, y0: usize, rows: usize, cols: &mut [f32]) {
-    let nb = rows * s.ow;
-    cols.par_chunks_mut(9 * nb)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            let plane = &x[ci * s.h * s.w..(ci + 1) * s.h * s.w];
-            for i in 0..3 {
-                for j in 0..3 {
-                    let row = &mut chunk[(i * 3 + j) * nb..(i * 3 + j + 1) * nb];
-                    let (lo, hi) = s.x_range(j);
-                    for yy in 0..rows {
-                        let dst = &mut row[yy * s.ow..(yy + 1) * s.ow];
-                        let yi = (y0 + yy + i) as isize - s.p as isize;
-                        if yi < 0 || yi >= s.h as isize {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[yi as usize * s.w..(yi as usize + 1) * s.w];
-                        dst[..lo].fill(0.0);
-                        dst[hi..].fill(0.0);
-                        let xi0 = lo + j - s.p;
-                        dst[lo..hi].copy_from_slice(&src[xi0..xi0 + (hi - lo)]);
-                    }
-                }
-            }
-        });
+/// Runs unet-core's GEMM jobs on the current rayon pool: one worker per pool thread (at most
+/// one per job), each pulling job indices from a shared counter, so a worker index is fixed by
+/// its task. Inside a batch-parallel region the tasks simply join the same pool.
+struct PoolExec {
+    workers: usize,
 }
 
-/// The adjoint of [`im2col`]: `dx[ci, y0 + yy + i − p, x + j − p] += cols[...]`.
-fn col2im_add(cols: &[f32], s: &Shape3, y0: usize, rows: usize, dx: &mut [f32]) {
-    let nb = rows * s.ow;
-    dx.par_chunks_mut(s.h * s.w)
-        .zip(cols.par_chunks(9 * nb))
-        .for_each(|(plane, chunk)| {
-            for i in 0..3 {
-                for j in 0..3 {
-                    let row = &chunk[(i * 3 + j) * nb..(i * 3 + j + 1) * nb];
-                    let (lo, hi) = s.x_range(j);
-                    for yy in 0..rows {
-                        let yi = (y0 + yy + i) as isize - s.p as isize;
-                        if yi < 0 || yi >= s.h as isize {
-                            continue;
-                        }
-                        let src = &row[yy * s.ow + lo..yy * s.ow + hi];
-                        let xi0 = lo + j - s.p;
-                        let dst = &mut plane
-                            [yi as usize * s.w + xi0..yi as usize * s.w + xi0 + (hi - lo)];
-                        for (d, v) in dst.iter_mut().zip(src) {
-                            *d += v;
-                        }
+// SAFETY: worker indices are the task numbers `0..min(workers, jobs)`, each used by exactly one
+// task, and a task runs its jobs one after another, so no two concurrent calls share a worker
+// index; `fetch_add` hands out each job index once; `rayon::scope` returns only after every
+// spawned task has finished.
+unsafe impl unet_core::Executor for PoolExec {
+    fn workers(&self) -> usize {
+        self.workers
+    }
+    fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let tasks = self.workers.min(jobs);
+        if tasks <= 1 {
+            (0..jobs).for_each(|j| job(j, 0));
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        let next = &next;
+        rayon::scope(|s| {
+            for w in 0..tasks {
+                s.spawn(move |_| loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j >= jobs {
+                        break;
                     }
-                }
+                    job(j, w);
+                });
             }
         });
+    }
 }
 
 /// 3×3 convolution of `x` (`[C_in, H, W]`) with weight `w` (`[C_out, C_in, 3, 3]`, flat) and
 /// bias `b` (`[C_out]`), then ReLU if `relu`. Returns `[C_out, H', W']` with `H' = H − 2`
 /// (valid) or `H` (same).
+///
+/// Runs unet-core's packed GEMM with im2col fused into the packing of B and bias + ReLU fused
+/// into the store (no column matrix is materialised), its output columns split over the threads
+/// of the current rayon pool; the result does not depend on the number of threads.
 pub fn conv3x3_forward(
     x: ArrayView3<'_, f32>,
     w: &[f32],
@@ -164,40 +135,167 @@ pub fn conv3x3_forward(
     relu: bool,
 ) -> Array3<f32> {
     let (cin, h, wd) = x.dim();
+    let xs = contiguous(&x);
+    fused_conv(&xs, cin, h, wd, w, b, padding, relu)
+}
+
+/// [`conv3x3_forward`] on a contiguous CHW slice `xs` of `cin × h × wd`.
+#[allow(clippy::too_many_arguments)]
+fn fused_conv(
+    xs: &[f32],
+    cin: usize,
+    h: usize,
+    wd: usize,
+    w: &[f32],
+    b: &[f32],
+    padding: Padding,
+    relu: bool,
+) -> Array3<f32> {
     let cout = b.len();
     debug_assert_eq!(w.len(), cout * cin * 9);
     let s = Shape3::new(cin, h, wd, padding);
-    let xs = contiguous(&x);
     let mut out = Array3::<f32>::zeros((cout, s.oh, s.ow));
-    let plane = s.oh * s.ow;
     let o = out.as_slice_mut().expect("fresh array is contiguous");
-    let rb = s.block_rows();
-    let mut cols_buf = take_buf(&COLS, cin * 9 * rb * s.ow);
-    let mut y0 = 0;
-    while y0 < s.oh {
-        let rows = rb.min(s.oh - y0);
-        let nb = rows * s.ow;
-        let cols = &mut cols_buf[..cin * 9 * nb];
-        im2col(&xs, &s, y0, rows, cols);
-        let c = MatMut {
-            data: &mut o[y0 * s.ow..],
-            rows: cout,
-            cols: nb,
-            rs: plane,
-            cs: 1,
-        };
-        sgemm(
-            1.0,
-            Mat::rm(w, cout, cin * 9),
-            Mat::rm(cols, cin * 9, nb),
-            0.0,
-            c,
-        );
-        y0 += rows;
+    let exec = PoolExec {
+        workers: rayon::current_num_threads().max(1),
+    };
+    let per = unet_core::conv::conv3x3_pack_len(cout, cin, s.oh, s.ow);
+    let mut pack = take_buf(&PACK, per * exec.workers);
+    let input = unet_core::conv::ConvInput::single(unet_core::conv::Map {
+        data: xs,
+        c: cin,
+        h,
+        w: wd,
+    });
+    let out_map = unet_core::conv::MapMut {
+        data: o,
+        c: cout,
+        h: s.oh,
+        w: s.ow,
+    };
+    let r = unet_core::conv::conv3x3_exec(
+        unet_core::gemm::Kernel::best(),
+        &exec,
+        &f32_view(w, &[cout, cin, 3, 3]),
+        &f32_view(b, &[cout]),
+        &input,
+        padding,
+        relu,
+        out_map,
+        &mut pack[..per * exec.workers],
+    );
+    put_buf(&PACK, pack);
+    if let Err(e) = r {
+        // Sizes come from checked geometry and the parameter store; a failure is a bug here.
+        panic!("conv3x3: {e}");
     }
-    put_buf(&COLS, cols_buf);
-    bias_act(o, b, plane, relu);
     out
+}
+
+/// `dw += ∂E/∂W` of a 3×3 convolution without an im2col matrix: with the input zero-padded by
+/// `p` (`Hp × Wp` planes, two spare zeros at the end) and `dy` widened to `Wp` columns (zeros
+/// right of `W'`), tap `(i, j)` of every kernel is one GEMM `dY_w · X_tᵀ` where `X_t` is the
+/// padded input read at offset `i·Wp + j` as a `C_in × H'·Wp` strided matrix (the extra columns
+/// meet zeros of `dY_w`). The nine taps run in parallel, each into its own buffer, and are then
+/// added to `dw` in a fixed order, so the result does not depend on the thread count.
+fn conv3x3_weight_grad(xs: &[f32], dys: &[f32], s: &Shape3, cout: usize, dw: &mut [f32]) {
+    let cin = s.cin;
+    let (hp, wp) = (s.h + 2 * s.p, s.w + 2 * s.p);
+    let plane = hp * wp;
+    let k = s.oh * wp;
+    // Largest index a tap reads: (2·Wp + 2) + (k − 1) + (cin − 1)·plane = cin·plane + 1.
+    let mut xp = vec![0.0f32; cin * plane + 2];
+    xp[..cin * plane]
+        .par_chunks_mut(plane.max(1))
+        .zip(xs.par_chunks((s.h * s.w).max(1)))
+        .for_each(|(dst, src)| {
+            for (y, row) in src.chunks_exact(s.w.max(1)).enumerate() {
+                let o = (y + s.p) * wp + s.p;
+                dst[o..o + s.w].copy_from_slice(row);
+            }
+        });
+    let mut dyw = vec![0.0f32; cout * k];
+    dyw.par_chunks_mut(k.max(1))
+        .zip(dys.par_chunks((s.oh * s.ow).max(1)))
+        .for_each(|(dst, src)| {
+            for (y, row) in src.chunks_exact(s.ow.max(1)).enumerate() {
+                dst[y * wp..y * wp + s.ow].copy_from_slice(row);
+            }
+        });
+    let taps: Vec<Vec<f32>> = (0..9usize)
+        .into_par_iter()
+        .map(|t| {
+            let off = (t / 3) * wp + t % 3;
+            let mut g = vec![0.0f32; cout * cin];
+            let xt = Mat {
+                data: &xp[off..],
+                rows: k,
+                cols: cin,
+                rs: 1,
+                cs: plane,
+            };
+            sgemm(
+                1.0,
+                Mat::rm(&dyw, cout, k),
+                xt,
+                0.0,
+                MatMut::rm(&mut g, cout, cin),
+            );
+            g
+        })
+        .collect();
+    for (idx, d) in dw.iter_mut().enumerate() {
+        let (oc, t) = (idx / 9, idx % 9);
+        *d += taps[t][oc];
+    }
+}
+
+/// `∂E/∂x` of a 3×3 convolution as a convolution itself: the transposed convolution of `dy`
+/// (`[C_out, H', W']`, contiguous) with `w` (`[C_out, C_in, 3, 3]`) is the correlation of `dy`,
+/// zero-padded by `2 − p`, with the kernel flipped in both axes and its channel axes swapped
+/// (`w'[ci, co, i, j] = w[co, ci, 2 − i, 2 − j]`). Returns `[C_in, H, W]`.
+fn conv3x3_input_grad(dys: &[f32], w: &[f32], s: &Shape3, cout: usize) -> Array3<f32> {
+    let cin = s.cin;
+    let mut wt = vec![0.0f32; cin * cout * 9];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for t in 0..9 {
+                wt[(ci * cout + co) * 9 + 8 - t] = w[(co * cin + ci) * 9 + t];
+            }
+        }
+    }
+    let zb = vec![0.0f32; cin];
+    if s.p == 1 {
+        // Same: pad 1 = 2 − p, exactly what a same convolution adds.
+        return fused_conv(dys, cout, s.oh, s.ow, &wt, &zb, Padding::Same, false);
+    }
+    // Valid: pad dy by one pixel explicitly, then a same convolution adds the second one.
+    let (ph, pw) = (s.oh + 2, s.ow + 2);
+    let mut padded = vec![0.0f32; cout * ph * pw];
+    padded
+        .par_chunks_mut(ph * pw)
+        .zip(dys.par_chunks(s.oh * s.ow))
+        .for_each(|(dst, src)| {
+            for (y, row) in src.chunks_exact(s.ow).enumerate() {
+                dst[(y + 1) * pw + 1..(y + 1) * pw + 1 + s.ow].copy_from_slice(row);
+            }
+        });
+    fused_conv(&padded, cout, ph, pw, &wt, &zb, Padding::Same, false)
+}
+
+/// A little-endian f32 [`unet_core::TensorView`] of `data` with shape `dims`.
+fn f32_view<'a>(data: &'a [f32], dims: &[usize]) -> unet_core::TensorView<'a> {
+    #[cfg(not(target_endian = "little"))]
+    compile_error!("the CPU backend views f32 slices as little-endian tensor bytes");
+    // SAFETY: `u8` has alignment 1 and every byte of an `f32` is initialised, so the bytes of
+    // `data` form a valid `[u8]` of `4·len` elements borrowed for the same lifetime; on this
+    // (little-endian) target they are exactly the little-endian encoding TensorView decodes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data))
+    };
+    unet_core::Shape::new(dims)
+        .and_then(|sh| unet_core::TensorView::new(unet_core::DType::F32, sh, bytes))
+        .expect("parameter slice matches its shape")
 }
 
 /// Adds `b[c]` to every element of channel `c` and applies ReLU if asked (NaN stays NaN).
@@ -249,58 +347,8 @@ pub fn conv3x3_backward(
     for (c, d) in db.iter_mut().enumerate() {
         *d += dys[c * plane..(c + 1) * plane].iter().sum::<f32>();
     }
-    let mut dx = need_dx.then(|| Array3::<f32>::zeros((cin, h, wd)));
-    let rb = s.block_rows();
-    let mut cols_buf = take_buf(&COLS, cin * 9 * rb * s.ow);
-    let mut dcols = if need_dx {
-        take_buf(&DCOLS, cin * 9 * rb * s.ow)
-    } else {
-        Vec::new()
-    };
-    let mut y0 = 0;
-    while y0 < s.oh {
-        let rows = rb.min(s.oh - y0);
-        let nb = rows * s.ow;
-        let cols = &mut cols_buf[..cin * 9 * nb];
-        im2col(&xs, &s, y0, rows, cols);
-        let dyb = Mat {
-            data: &dys[y0 * s.ow..],
-            rows: cout,
-            cols: nb,
-            rs: plane,
-            cs: 1,
-        };
-        sgemm(
-            1.0,
-            dyb,
-            Mat::rm(cols, cin * 9, nb).t(),
-            1.0,
-            MatMut::rm(dw, cout, cin * 9),
-        );
-        if let Some(dx) = dx.as_mut() {
-            let dcols = &mut dcols[..cin * 9 * nb];
-            sgemm(
-                1.0,
-                Mat::rm(w, cout, cin * 9).t(),
-                dyb,
-                0.0,
-                MatMut::rm(dcols, cin * 9, nb),
-            );
-            col2im_add(
-                dcols,
-                &s,
-                y0,
-                rows,
-                dx.as_slice_mut().expect("fresh array is contiguous"),
-            );
-        }
-        y0 += rows;
-    }
-    put_buf(&COLS, cols_buf);
-    if need_dx {
-        put_buf(&DCOLS, dcols);
-    }
-    dx
+    conv3x3_weight_grad(&xs, &dys, &s, cout, dw);
+    need_dx.then(|| conv3x3_input_grad(&dys, w, &s, cout))
 }
 
 /// 1×1 convolution (the head): `y[k, p] = b[k] + Σ_c w[k, c]·x[c, p]`; `w` is
