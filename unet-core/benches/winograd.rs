@@ -59,7 +59,7 @@ fn bench(c: &mut Criterion) {
         let mut out = vec![0.0f32; cout * o * o];
         g.throughput(Throughput::Elements((2 * cout * cin * 9 * o * o) as u64));
         for algo in [ConvAlgo::Direct, ConvAlgo::Winograd] {
-            let mut work = vec![0.0f32; winograd::conv3x3_scratch_len(algo, cout, cin, o, o)];
+            let mut work = vec![0.0f32; winograd::conv3x3_scratch_len(algo, cout, cin, o, o, 1)];
             g.bench_function(
                 BenchmarkId::new(format!("{algo:?}"), format!("{cin}to{cout}_{o}x{o}")),
                 |bch| {

@@ -154,13 +154,13 @@ impl Plan {
         let dec = |i: usize| 3 * l + 3 * (l - 2 - i);
         let head = 3 * l + 3 * (l - 1);
         // `pack`: the largest direct-path GEMM pack buffer (one per worker); `work`: the largest
-        // work area of a layer run on the calling thread alone (Winograd).
+        // Winograd work area for all the workers (shared part plus one part each).
         let mut pack = 0usize;
         let mut work = 0usize;
         let mut conv3 = |co, ci, oh, ow| {
-            let direct = winograd::conv3x3_scratch_len(ConvAlgo::Direct, co, ci, oh, ow);
+            let direct = winograd::conv3x3_scratch_len(ConvAlgo::Direct, co, ci, oh, ow, 1);
             if algo.uses_winograd(co, ci, oh, ow) {
-                work = work.max(winograd::conv3x3_scratch_len(algo, co, ci, oh, ow));
+                work = work.max(winograd::conv3x3_scratch_len(algo, co, ci, oh, ow, workers));
                 0
             } else {
                 direct

@@ -20,9 +20,12 @@ mod conv_reference;
 
 use conv_reference::{naive_conv, values};
 use proptest::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use unet_core::conv::{ConvInput, Map, MapMut, Part};
 use unet_core::gemm::Kernel;
-use unet_core::winograd::{self, Blocking, ConvAlgo};
+
+use unet_core::winograd::{self, Blocking, ConvAlgo, SplitBy, Spread};
+use unet_core::Executor;
 use unet_core::{DType, Padding, Shape, TensorView};
 
 /// Tolerance relative to `|b| + Σ|w·x|` (see the module docs).
@@ -121,6 +124,7 @@ fn case(
     let padding = if same { Padding::Same } else { Padding::Valid };
     for kernel in Kernel::available() {
         let auto = winograd::blocking(cout, cin, oh, ow);
+        let mut first: Option<Vec<f32>> = None;
         for bl in [auto, small] {
             let len = winograd::work_len_blocked(bl, cin);
             let mut work = vec![f32::NAN; len];
@@ -145,10 +149,37 @@ fn case(
             if nan.is_none() {
                 assert!(out.iter().all(|v| v.is_finite()), "{what}: non-finite");
             }
+            first.get_or_insert(out);
+        }
+        // Every way of sharing the work between 2 or 3 threads gives the same bits.
+        let first = first.unwrap();
+        for sp in spreads(cout, cin, oh, ow, small) {
+            let exec = Threads(sp.workers);
+            let mut work = vec![f32::NAN; winograd::work_len_spread(&sp, cout, cin)];
+            let mut out = vec![f32::NAN; cout * oh * ow];
+            let o = MapMut {
+                data: &mut out,
+                c: cout,
+                h: oh,
+                w: ow,
+            };
+            winograd::conv3x3_winograd_spread(
+                kernel, &exec, sp, &wv, &bv, &input, padding, relu, o, &mut work,
+            )
+            .unwrap();
+            let same_bits = out
+                .iter()
+                .zip(&first)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same_bits,
+                "{} c1={c1} c2={c2} {h}x{w} cout={cout} {sp:?}: not the bits of one worker",
+                kernel.name()
+            );
         }
     }
     // The dispatching entry point with Winograd forced, best kernel, its own scratch length.
-    let len = winograd::conv3x3_scratch_len(ConvAlgo::Winograd, cout, cin, oh, ow);
+    let len = winograd::conv3x3_scratch_len(ConvAlgo::Winograd, cout, cin, oh, ow, 1);
     let mut work = vec![f32::NAN; len];
     let mut out = vec![f32::NAN; cout * oh * ow];
     let o = MapMut {
@@ -172,6 +203,59 @@ fn case(
     .unwrap();
     let e = worst(&out, &want, &scale, "conv3x3_by(Winograd)");
     assert!(e <= TOL, "conv3x3_by: {e:e}");
+}
+
+/// The automatic spreads for 2 and 3 workers and, for 2, every split forced with the blocks of
+/// `small`.
+fn spreads(cout: usize, cin: usize, oh: usize, ow: usize, small: Blocking) -> Vec<Spread> {
+    let mut all = vec![
+        winograd::spread(cout, cin, oh, ow, 2),
+        winograd::spread(cout, cin, oh, ow, 3),
+    ];
+    for by in [SplitBy::Tiles, SplitBy::Channels] {
+        for u_once in [false, true] {
+            // `U` once with blocks of tiles needs every row in one block.
+            let rows = if u_once && by == SplitBy::Tiles {
+                cout
+            } else {
+                small.rows
+            };
+            all.push(Spread {
+                bl: blk(rows, small.tiles),
+                u_once,
+                by,
+                workers: 2,
+            });
+        }
+    }
+    all
+}
+
+/// An executor on `n` scoped threads, each pulling job numbers from a shared counter (the
+/// `Executor` contract: worker index = thread number, each job once, all done on return).
+struct Threads(usize);
+
+// SAFETY: worker `w` is thread `w` alone; `fetch_add` hands out each job once; the scope joins
+// every thread before `run` returns.
+unsafe impl Executor for Threads {
+    fn workers(&self) -> usize {
+        self.0
+    }
+    fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for w in 0..self.0 {
+                let next = &next;
+                s.spawn(move || loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j >= jobs {
+                        break;
+                    }
+                    job(j, w);
+                });
+            }
+        });
+    }
 }
 
 fn blk(rows: usize, tiles: usize) -> Blocking {
@@ -297,7 +381,7 @@ fn winograd_error_vs_channels() {
         let peak = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let mut errs = [0.0f64; 2];
         for (e, algo) in errs.iter_mut().zip([ConvAlgo::Direct, ConvAlgo::Winograd]) {
-            let mut work = vec![0.0; winograd::conv3x3_scratch_len(algo, cout, cin, oh, ow)];
+            let mut work = vec![0.0; winograd::conv3x3_scratch_len(algo, cout, cin, oh, ow, 1)];
             let mut out = vec![0.0f32; cout * oh * ow];
             let o = MapMut {
                 data: &mut out,

@@ -1,0 +1,350 @@
+//! Running one Winograd convolution on an executor's workers, as a [`Spread`] says: the work
+//! area is cut into a shared part and one part per worker ([`Layout`]); the jobs are blocks of
+//! output tiles ([`SplitBy::Tiles`]) or, per block of tiles, blocks of output channels
+//! ([`SplitBy::Channels`]). Every output element is computed by the same arithmetic whatever
+//! the split (the transforms are per tile and channel, and the GEMM's depth blocking depends
+//! only on `C_in`), so the result is bit-identical for any number of workers.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::transforms::Fast;
+use super::{Layout, SplitBy, Spread, POS, SKEW};
+use crate::conv::{ConvInput, MapMut};
+use crate::error::Error;
+use crate::exec::{Executor, Shared};
+use crate::gemm::{self, Epilogue, Kernel, MatMut, MatRef};
+use crate::tensor::TensorView;
+
+/// The arguments of one convolution, checked by the caller ([`super::check`]).
+pub(super) struct Conv<'c, 's> {
+    pub kernel: Kernel,
+    pub w: &'c TensorView<'s>,
+    pub b: &'c TensorView<'s>,
+    pub input: &'c ConvInput<'s>,
+    /// 0 (valid) or 1 (same).
+    pub pad: usize,
+    pub relu: bool,
+}
+
+/// The output map shared by the workers, each writing the pixels of its own tiles or channels
+/// (raw pointer: the `&mut` borrow is held for `'a`). Element `(c, y, x)` is at
+/// `(c·h + y)·w + x`.
+pub(super) struct OutPtr<'a> {
+    ptr: *mut f32,
+    len: usize,
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    _borrow: core::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: an `OutPtr` is an exclusive borrow of the output handed to several threads, which
+// write disjoint pixels (the contract of `OutPtr::row`).
+unsafe impl Sync for OutPtr<'_> {}
+
+impl<'a> OutPtr<'a> {
+    /// Takes the map's borrow; `None` if `data` is shorter than `c·h·w` (or that overflows).
+    pub(super) fn new(out: MapMut<'a>) -> Option<Self> {
+        let need = out.c.checked_mul(out.h)?.checked_mul(out.w)?;
+        (out.data.len() >= need).then_some(OutPtr {
+            ptr: out.data.as_mut_ptr(),
+            len: need,
+            c: out.c,
+            h: out.h,
+            w: out.w,
+            _borrow: core::marker::PhantomData,
+        })
+    }
+
+    /// Pixels `x..x + n` of row `y` of channel `c`. Panics if they leave the map (the
+    /// transforms only ask for pixels inside it).
+    ///
+    /// # Safety
+    /// No other live reference (on any thread) may cover these pixels while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub(super) unsafe fn row(&self, c: usize, y: usize, x: usize, n: usize) -> &mut [f32] {
+        assert!(c < self.c && y < self.h && x + n <= self.w);
+        let at = (c * self.h + y) * self.w + x;
+        debug_assert!(at + n <= self.len);
+        // SAFETY: in bounds (checked above: `at + n ≤ c·h·w ≤ len`) of the slice borrowed for
+        // `'a`; exclusivity is the caller's guarantee.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(at), n) }
+    }
+}
+
+/// The left operand `U_ξ` stored already packed for the kernel: micro-panels of `mr` rows over
+/// the whole depth, element `(i, p)` of the full matrix at `data[((i / mr)·depth + p)·mr + i % mr]`
+/// (rows past the last one in the last panel are zero). The operand is rows `row0..row0 + rows`
+/// of it; when `row0` is a multiple of the kernel's `mr`, packing a block is one contiguous copy
+/// per panel.
+struct Panels<'a> {
+    data: &'a [f32],
+    row0: usize,
+    rows: usize,
+    depth: usize,
+    mr: usize,
+}
+
+impl gemm::PackA for Panels<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.rows, self.depth)
+    }
+
+    fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        let panels = dst.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr));
+        // Whole stored panels (rows past the operand's last one in the last panel are either
+        // the stored zeros or the next rows of `U`: the kernel computes them, the store drops
+        // them).
+        let first = self.row0 + m0;
+        if mr == self.mr && first.is_multiple_of(mr) {
+            for (s, panel) in panels.enumerate() {
+                let at = ((first / mr + s) * self.depth + k0) * mr;
+                panel.copy_from_slice(&self.data[at..at + kc * mr]);
+            }
+            return;
+        }
+        // Unaligned rows or another panel height: element by element.
+        for (s, panel) in panels.enumerate() {
+            for (p, d) in panel.chunks_exact_mut(mr).enumerate() {
+                for (r, x) in d.iter_mut().enumerate() {
+                    let i = m0 + s * mr + r;
+                    *x = if i < (m0 + mc).min(self.rows) {
+                        let i = self.row0 + i;
+                        let at = ((i / self.mr) * self.depth + k0 + p) * self.mr + i % self.mr;
+                        self.data[at]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// `f32` elements between the starts of two `U_ξ` holding `rows` rows packed for `mr`.
+fn u_stride(rows: usize, mr: usize, cin: usize) -> usize {
+    rows.div_ceil(mr) * mr * cin + SKEW
+}
+
+/// One worker's buffers.
+struct Own<'w> {
+    u: &'w mut [f32],
+    v: &'w mut [f32],
+    m: &'w mut [f32],
+    strip: &'w mut [f32],
+    pack: &'w mut [f32],
+}
+
+/// Cuts one worker's part (`lay.each()` elements) into its buffers.
+fn own<'w>(lay: &Layout, part: &'w mut [f32]) -> Own<'w> {
+    let (u, rest) = part.split_at_mut(lay.u_each);
+    let (v, rest) = rest.split_at_mut(lay.v_each);
+    let (m, rest) = rest.split_at_mut(lay.m_each);
+    let (strip, pack) = rest.split_at_mut(lay.strip_each);
+    Own {
+        u,
+        v,
+        m,
+        strip,
+        pack,
+    }
+}
+
+/// The 36 products of one block, `M_ξ = U_ξ · V_ξ` for output channels `co0..co0 + rows`
+/// (rows `row0..` of `u`, whose `U_ξ` are `su` apart) and `tb` tiles (`V_ξ` `sv` apart), into
+/// `m` (`M_ξ` `rows·tb + SKEW` apart).
+#[allow(clippy::too_many_arguments)]
+fn products(
+    kernel: Kernel,
+    u: &[f32],
+    su: usize,
+    row0: usize,
+    rows: usize,
+    cin: usize,
+    v: &[f32],
+    sv: usize,
+    tb: usize,
+    m: &mut [f32],
+    pack: &mut [f32],
+) -> Result<(), Error> {
+    let mr = kernel.tile().0;
+    let sm = rows * tb + SKEW;
+    let internal = Error::InvalidArgument {
+        what: "internal: winograd operand sizes",
+    };
+    for xi in 0..POS {
+        let a = Panels {
+            data: u.get(xi * su..xi * su + su - SKEW).ok_or(internal)?,
+            row0,
+            rows,
+            depth: cin,
+            mr,
+        };
+        let bm = MatRef::new(
+            v.get(xi * sv..xi * sv + cin * tb).ok_or(internal)?,
+            cin,
+            tb,
+            tb,
+            1,
+        );
+        let dst = m.get_mut(xi * sm..xi * sm + rows * tb).ok_or(internal)?;
+        let d = MatMut::new(dst, rows, tb, tb, Epilogue::NONE);
+        let (Some(bm), Some(mut d)) = (bm, d) else {
+            return Err(internal);
+        };
+        gemm::gemm(kernel, &a, &bm, &mut d, 0..tb, pack)?;
+    }
+    Ok(())
+}
+
+/// Runs the convolution `cv` into `out` on `exec` as `sp` says, with `work` of at least
+/// `Layout::new(sp, out.c, cin).total()` elements (checked by the caller, as are `sp`'s fields
+/// being at least 1 and `exec.workers() ≤ sp.workers`).
+pub(super) fn run(
+    cv: &Conv<'_, '_>,
+    exec: &dyn Executor,
+    sp: &Spread,
+    out: MapMut<'_>,
+    work: &mut [f32],
+) -> Result<(), Error> {
+    let (tw, total) = (out.w.div_ceil(super::TILE), super::tile_count(out.h, out.w));
+    let cin = cv.input.channels();
+    let cout = out.c;
+    let lay = Layout::new(sp, cout, cin);
+    let out = OutPtr::new(out).ok_or(Error::InvalidArgument {
+        what: "internal: winograd output shorter than c·h·w",
+    })?;
+    let (shared, parts) = work.split_at_mut(lay.shared());
+    let (u_all, rest) = shared.split_at_mut(lay.u_shared);
+    let (v_all, strip_all) = rest.split_at_mut(lay.v_shared);
+    let parts = Shared::new(&mut parts[..lay.each().saturating_mul(exec.workers())]);
+    let fast = Fast::new(cv.kernel);
+    let mr = cv.kernel.tile().0;
+    let su_all = u_stride(cout, mr, cin);
+    if sp.u_once {
+        fast.filter_transform(cv.w, (0, cout), cin, mr, su_all, u_all);
+    }
+    let u_all: &[f32] = u_all;
+    let failed = AtomicBool::new(false);
+    // Worker `wk`'s buffers.
+    let part = |wk: usize| {
+        // SAFETY: worker `wk` owns elements `wk·each .. (wk+1)·each` of `parts`, and the
+        // `Executor` contract says no two concurrent jobs share `wk`.
+        unsafe { parts.range(wk.saturating_mul(lay.each()), lay.each()) }.map(|p| own(&lay, p))
+    };
+    let rows_step = sp.bl.rows.min(cout);
+    match sp.by {
+        SplitBy::Tiles => {
+            let tiles = sp.bl.tiles.min(total);
+            let job = |j: usize, wk: usize| {
+                let Some(o) = part(wk) else {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                };
+                let t0 = j * tiles;
+                let tb = tiles.min(total - t0);
+                let sv = cin * tb + SKEW;
+                fast.input_transform(cv.input, cv.pad, tw, t0, tb, sv, o.v, o.strip);
+                let mut co0 = 0;
+                while co0 < cout {
+                    let rows = rows_step.min(cout - co0);
+                    let (u, su, row0): (&[f32], usize, usize) = if sp.u_once {
+                        (u_all, su_all, co0)
+                    } else {
+                        let su = u_stride(rows, mr, cin);
+                        fast.filter_transform(cv.w, (co0, rows), cin, mr, su, o.u);
+                        (o.u, su, 0)
+                    };
+                    let r = products(cv.kernel, u, su, row0, rows, cin, o.v, sv, tb, o.m, o.pack);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    // SAFETY: this job alone handles tiles `t0..t0 + tb` (jobs are distinct
+                    // blocks of tiles).
+                    unsafe {
+                        fast.output_transform(
+                            o.m,
+                            rows * tb + SKEW,
+                            rows,
+                            tb,
+                            co0,
+                            t0,
+                            tw,
+                            cv.b,
+                            cv.relu,
+                            &out,
+                        )
+                    };
+                    co0 += rows;
+                }
+            };
+            exec.run(total.div_ceil(tiles), &job);
+        }
+        SplitBy::Channels => {
+            // Equal blocks of channels, a multiple of the panel height where they fit, as
+            // many as a multiple of the workers.
+            let workers = exec.workers().max(1);
+            let jobs = cout.div_ceil(rows_step).div_ceil(workers) * workers;
+            let chunk = cout.div_ceil(jobs).div_ceil(mr) * mr;
+            let chunk = chunk.min(rows_step);
+            let mut t0 = 0;
+            while t0 < total {
+                let tb = sp.bl.tiles.min(total - t0);
+                let sv = cin * tb + SKEW;
+                fast.input_transform(cv.input, cv.pad, tw, t0, tb, sv, v_all, strip_all);
+                let v_all: &[f32] = v_all;
+                let job = |j: usize, wk: usize| {
+                    let Some(o) = part(wk) else {
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    let co0 = j * chunk;
+                    let rows = chunk.min(cout - co0);
+                    let (u, su, row0): (&[f32], usize, usize) = if sp.u_once {
+                        (u_all, su_all, co0)
+                    } else {
+                        let su = u_stride(rows, mr, cin);
+                        fast.filter_transform(cv.w, (co0, rows), cin, mr, su, o.u);
+                        (o.u, su, 0)
+                    };
+                    let r = products(
+                        cv.kernel, u, su, row0, rows, cin, v_all, sv, tb, o.m, o.pack,
+                    );
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    // SAFETY: this job alone handles channels `co0..co0 + rows` (jobs are
+                    // distinct blocks of channels).
+                    unsafe {
+                        fast.output_transform(
+                            o.m,
+                            rows * tb + SKEW,
+                            rows,
+                            tb,
+                            co0,
+                            t0,
+                            tw,
+                            cv.b,
+                            cv.relu,
+                            &out,
+                        )
+                    };
+                };
+                exec.run(cout.div_ceil(chunk), &job);
+                t0 += tb;
+            }
+        }
+    }
+    if failed.load(Ordering::Relaxed) {
+        return Err(Error::InvalidArgument {
+            what: "internal: winograd work area or executor out of contract",
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,462 @@
+//! The three transforms of Winograd F(4×4, 3×3) (Lavin & Gray's `G`, `Bᵀ`, `Aᵀ`): filters
+//! `U = G g Gᵀ` (stored as GEMM micro-panels), input tiles `V = Bᵀ d B` (strips of 64 tiles,
+//! vectorised across x), output tiles `Y = Aᵀ M A` plus bias and ReLU (8 tiles at a time), each
+//! compiled twice: portable, and with AVX2+FMA where the CPU has them ([`Fast`]).
+
+use super::engine::OutPtr;
+use super::{ALPHA, LANES, POS, SEG, STRIP, STRIP_W, TILE};
+use crate::conv::ConvInput;
+use crate::gemm::Kernel;
+use crate::tensor::TensorView;
+
+/// `G` of F(4×4, 3×3) (6×3).
+const G: [[f32; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
+/// into `u`, packed in micro-panels of `mr` rows ([`Panels`]): `U_ξ[r, ci]` at
+/// `u[ξ·su + ((r / mr)·cin + ci)·mr + r % mr]`, with `U = G g Gᵀ`; the padding rows of the last
+/// panel are zero. Vectorised across input channels.
+#[inline(always)]
+fn filter_transform(
+    w: &TensorView<'_>,
+    block: (usize, usize),
+    cin: usize,
+    mr: usize,
+    su: usize,
+    u: &mut [f32],
+) {
+    const CHUNK: usize = 16;
+    let (co0, rows) = block;
+    let mut buf = [0.0f32; 9 * CHUNK];
+    let padded = rows.div_ceil(mr) * mr;
+    for xi in 0..POS {
+        for r in rows..padded {
+            for ci in 0..cin {
+                u[xi * su + ((r / mr) * cin + ci) * mr + r % mr] = 0.0;
+            }
+        }
+    }
+    for r in 0..rows {
+        let mut ci0 = 0;
+        while ci0 < cin {
+            let n = CHUNK.min(cin - ci0);
+            w.read_into(((co0 + r) * cin + ci0) * 9, &mut buf[..9 * n]);
+            // g[k][c]: tap k of channel ci0 + c.
+            let mut g = [[0.0f32; CHUNK]; 9];
+            for (c, taps) in buf[..9 * n].chunks_exact(9).enumerate() {
+                for (gk, &v) in g.iter_mut().zip(taps) {
+                    gk[c] = v;
+                }
+            }
+            // t = G g (6×3 per channel), then U = t Gᵀ (6×6).
+            let mut t = [[[0.0f32; CHUNK]; 3]; ALPHA];
+            for (ta, ga) in t.iter_mut().zip(&G) {
+                for (j, tj) in ta.iter_mut().enumerate() {
+                    for c in 0..CHUNK {
+                        tj[c] = ga[0] * g[j][c] + ga[1] * g[3 + j][c] + ga[2] * g[6 + j][c];
+                    }
+                }
+            }
+            for (a, ta) in t.iter().enumerate() {
+                for (bb, gb) in G.iter().enumerate() {
+                    let mut val = [0.0f32; CHUNK];
+                    for (c, vc) in val.iter_mut().enumerate() {
+                        *vc = ta[0][c] * gb[0] + ta[1][c] * gb[1] + ta[2][c] * gb[2];
+                    }
+                    let d = (a * ALPHA + bb) * su + ((r / mr) * cin + ci0) * mr + r % mr;
+                    for (c, &x) in val[..n].iter().enumerate() {
+                        u[d + c * mr] = x;
+                    }
+                }
+            }
+            ci0 += n;
+        }
+    }
+}
+
+/// `Bᵀ d` for one column of six values (`Bᵀ` of F(4×4, 3×3)).
+#[inline(always)]
+fn bt(d: [f32; 6]) -> [f32; 6] {
+    [
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        -4.0 * (d[1] + d[2]) + d[3] + d[4],
+        4.0 * (d[1] - d[2]) - d[3] + d[4],
+        2.0 * (d[3] - d[1]) - d[2] + d[4],
+        2.0 * (d[1] - d[3]) - d[2] + d[4],
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    ]
+}
+
+/// `Aᵀ m` for one column of six values, lane-wise (`Aᵀ` of F(4×4, 3×3)).
+#[inline(always)]
+fn at(m: &[[f32; LANES]; 6]) -> [[f32; LANES]; 4] {
+    let mut o = [[0.0f32; LANES]; 4];
+    for l in 0..LANES {
+        let (p12, m12) = (m[1][l] + m[2][l], m[1][l] - m[2][l]);
+        let (p34, m34) = (m[3][l] + m[4][l], m[3][l] - m[4][l]);
+        o[0][l] = m[0][l] + p12 + p34;
+        o[1][l] = m12 + 2.0 * m34;
+        o[2][l] = p12 + 4.0 * p34;
+        o[3][l] = m12 + 8.0 * m34 + m[5][l];
+    }
+    o
+}
+
+/// Input channel `ci` of the concatenated input: its plane, the plane's width and the window
+/// origin.
+fn plane<'s>(input: &ConvInput<'s>, mut ci: usize) -> (&'s [f32], usize, usize, usize) {
+    for p in input.parts.iter().flatten() {
+        let m = &p.map;
+        if ci < m.c {
+            let len = m.h * m.w;
+            return (&m.data[ci * len..(ci + 1) * len], m.w, p.off_y, p.off_x);
+        }
+        ci -= m.c;
+    }
+    (&[], 0, 0, 0)
+}
+
+/// The transforms compiled for the running CPU: with AVX2+FMA enabled where the kernel proves
+/// them (wider vectors for the same code), portable otherwise.
+#[derive(Clone, Copy)]
+pub(super) struct Fast {
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+}
+
+impl Fast {
+    pub(super) fn new(kernel: Kernel) -> Fast {
+        let _ = kernel;
+        Fast {
+            // `Kernel::avx2_fma` is `Some` only on a CPU with AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            avx2: Kernel::avx2_fma() == Some(kernel),
+        }
+    }
+
+    pub(super) fn filter_transform(
+        self,
+        w: &TensorView<'_>,
+        block: (usize, usize),
+        cin: usize,
+        mr: usize,
+        su: usize,
+        u: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: as in `input_transform`: the CPU has AVX2 and FMA.
+            unsafe { filter_transform_avx2(w, block, cin, mr, su, u) };
+            return;
+        }
+        filter_transform(w, block, cin, mr, su, u);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn input_transform(
+        self,
+        input: &ConvInput<'_>,
+        pad: usize,
+        tw: usize,
+        t0: usize,
+        tb: usize,
+        sv: usize,
+        v: &mut [f32],
+        strip: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is only set for a kernel made by `Kernel::avx2_fma`, which checked
+            // that this CPU has AVX2 and FMA.
+            unsafe { input_transform_avx2(input, pad, tw, t0, tb, sv, v, strip) };
+            return;
+        }
+        input_transform(input, pad, tw, t0, tb, sv, v, strip);
+    }
+
+    /// # Safety
+    /// As [`output_transform`]: no other thread may access the pixels of tiles `t0..t0 + tb`
+    /// of channels `co0..co0 + rows` of `out` during the call.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn output_transform(
+        self,
+        m: &[f32],
+        sm: usize,
+        rows: usize,
+        tb: usize,
+        co0: usize,
+        t0: usize,
+        tw: usize,
+        b: &TensorView<'_>,
+        relu: bool,
+        out: &OutPtr<'_>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU has AVX2 and FMA (as in `input_transform`); the caller keeps
+            // other threads away from these tiles.
+            unsafe { output_transform_avx2(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
+            return;
+        }
+        // SAFETY: the caller keeps other threads away from these tiles.
+        unsafe { output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
+    }
+}
+
+/// [`filter_transform`] compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn filter_transform_avx2(
+    w: &TensorView<'_>,
+    block: (usize, usize),
+    cin: usize,
+    mr: usize,
+    su: usize,
+    u: &mut [f32],
+) {
+    filter_transform(w, block, cin, mr, su, u);
+}
+
+/// [`input_transform`] compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_transform_avx2(
+    input: &ConvInput<'_>,
+    pad: usize,
+    tw: usize,
+    t0: usize,
+    tb: usize,
+    sv: usize,
+    v: &mut [f32],
+    strip: &mut [f32],
+) {
+    input_transform(input, pad, tw, t0, tb, sv, v, strip);
+}
+
+/// [`output_transform`] compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and [`output_transform`]'s contract holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform_avx2(
+    m: &[f32],
+    sm: usize,
+    rows: usize,
+    tb: usize,
+    co0: usize,
+    t0: usize,
+    tw: usize,
+    b: &TensorView<'_>,
+    relu: bool,
+    out: &OutPtr<'_>,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
+}
+
+/// Transforms tiles `t0..t0 + tb` (row-major over the `tw`-wide tile grid) of every input
+/// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + ci·tb + t − t0]`. `strip` holds at least
+/// [`STRIP`] elements.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn input_transform(
+    input: &ConvInput<'_>,
+    pad: usize,
+    tw: usize,
+    t0: usize,
+    tb: usize,
+    sv: usize,
+    v: &mut [f32],
+    strip: &mut [f32],
+) {
+    let cin = input.channels();
+    let (ih, iw) = (input.h, input.w);
+    let strip = &mut strip[..STRIP];
+    for ci in 0..cin {
+        let (data, mw, off_y, off_x) = plane(input, ci);
+        let mut t = t0;
+        while t < t0 + tb {
+            let (ty, tx) = (t / tw, t % tw);
+            let n = SEG.min(tw - tx).min(t0 + tb - t);
+            let width = TILE * n + 2;
+            // The 6 padded input rows of this run of tiles, zeros outside the window.
+            let xs = TILE * tx;
+            let lead = pad.saturating_sub(xs).min(width);
+            let first = xs + lead - pad;
+            let inside = iw.saturating_sub(first).min(width - lead);
+            for (i, row) in strip.chunks_exact_mut(STRIP_W).enumerate() {
+                let row = &mut row[..width];
+                let yy = TILE * ty + i;
+                if yy < pad || yy - pad >= ih {
+                    row.fill(0.0);
+                    continue;
+                }
+                let start = (yy - pad + off_y) * mw + off_x + first;
+                row[..lead].fill(0.0);
+                row[lead..lead + inside].copy_from_slice(&data[start..start + inside]);
+                row[lead + inside..].fill(0.0);
+            }
+            // Bᵀ along the columns, in place, vectorised across x.
+            {
+                let (r0, rest) = strip.split_at_mut(STRIP_W);
+                let (r1, rest) = rest.split_at_mut(STRIP_W);
+                let (r2, rest) = rest.split_at_mut(STRIP_W);
+                let (r3, rest) = rest.split_at_mut(STRIP_W);
+                let (r4, r5) = rest.split_at_mut(STRIP_W);
+                for x in 0..width {
+                    let o = bt([r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]]);
+                    r0[x] = o[0];
+                    r1[x] = o[1];
+                    r2[x] = o[2];
+                    r3[x] = o[3];
+                    r4[x] = o[4];
+                    r5[x] = o[5];
+                }
+            }
+            // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
+            // written straight into `V_ξ` for ξ = 6a..6a + 6 (rows `cin·tb` apart).
+            let base = t - t0;
+            for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
+                let start = a * ALPHA * sv + ci * tb + base;
+                let mut dst = v[start..].chunks_mut(sv);
+                let mut next = || dst.next().map(|d| &mut d[..n]).unwrap_or(&mut []);
+                let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
+                let row = &row[..TILE * n + 2];
+                for l in 0..n.min(d5.len()) {
+                    let e = &row[TILE * l..TILE * l + 6];
+                    let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
+                    d0[l] = o[0];
+                    d1[l] = o[1];
+                    d2[l] = o[2];
+                    d3[l] = o[3];
+                    d4[l] = o[4];
+                    d5[l] = o[5];
+                }
+            }
+            t += n;
+        }
+    }
+}
+
+/// ReLU that keeps NaN.
+#[inline(always)]
+fn relu_keep_nan(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// Output transform of channels `co0..co0 + rows`, tiles `t0..t0 + tb`: `M_ξ[r, t − t0]` at
+/// `m[ξ·sm + r·tb + t − t0]`; `Y = Aᵀ M A + b[co]`, ReLU if `relu`, written to the parts of
+/// each 4×4 tile inside `out` (edge tiles clipped).
+///
+/// # Safety
+/// No other thread may access those pixels (tiles `t0..t0 + tb` of channels `co0..co0 + rows`)
+/// during the call: `out` may be shared by workers that write other tiles or channels.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform(
+    m: &[f32],
+    sm: usize,
+    rows: usize,
+    tb: usize,
+    co0: usize,
+    t0: usize,
+    tw: usize,
+    b: &TensorView<'_>,
+    relu: bool,
+    out: &OutPtr<'_>,
+) {
+    let (oh, ow) = (out.h, out.w);
+    for r in 0..rows {
+        let co = co0 + r;
+        let bias = b.get(co);
+        let mut l = 0;
+        while l < tb {
+            let n = LANES.min(tb - l);
+            let mut mm = [[[0.0f32; LANES]; ALPHA]; ALPHA];
+            for (xi, slot) in mm.iter_mut().flatten().enumerate() {
+                let at = xi * sm + r * tb + l;
+                if n == LANES {
+                    // Fixed length: vector moves, not a `memcpy` call.
+                    slot.copy_from_slice(&m[at..at + LANES]);
+                } else {
+                    for (d, &v) in slot.iter_mut().zip(&m[at..at + n]) {
+                        *d = v;
+                    }
+                }
+            }
+            // Aᵀ along a for every b, then along b: y[a'][b'].
+            let mut s = [[[0.0f32; LANES]; ALPHA]; TILE];
+            for bb in 0..ALPHA {
+                let col = [
+                    mm[0][bb], mm[1][bb], mm[2][bb], mm[3][bb], mm[4][bb], mm[5][bb],
+                ];
+                let o = at(&col);
+                for (sa, oa) in s.iter_mut().zip(&o) {
+                    sa[bb] = *oa;
+                }
+            }
+            let mut y = [[[0.0f32; LANES]; TILE]; TILE];
+            for (ya, sa) in y.iter_mut().zip(&s) {
+                *ya = at(sa);
+                for lane in ya.iter_mut().flatten() {
+                    let val = *lane + bias;
+                    *lane = if relu { relu_keep_nan(val) } else { val };
+                }
+            }
+            let t = t0 + l;
+            let (ty, tx) = (t / tw, t % tw);
+            let y0 = TILE * ty;
+            if tx + n <= tw && y0 + TILE <= oh && TILE * (tx + n) <= ow && n == LANES {
+                // Eight whole tiles side by side in one tile row: four contiguous output rows.
+                for (a, ya) in y.iter().enumerate() {
+                    let mut rowv = [0.0f32; TILE * LANES];
+                    for (k, px) in rowv.chunks_exact_mut(TILE).enumerate() {
+                        for (bb, p) in px.iter_mut().enumerate() {
+                            *p = ya[bb][k];
+                        }
+                    }
+                    // SAFETY: these pixels belong to tile `t0 + l…` of channel `co`, which
+                    // the caller reserves for this call.
+                    let dst = unsafe { out.row(co, y0 + a, TILE * tx, TILE * LANES) };
+                    dst.copy_from_slice(&rowv);
+                }
+            } else {
+                for k in 0..n {
+                    let t = t0 + l + k;
+                    let (ty, tx) = (t / tw, t % tw);
+                    let (y0, x0) = (TILE * ty, TILE * tx);
+                    let hh = TILE.min(oh - y0);
+                    let ww = TILE.min(ow - x0);
+                    for (a, ya) in y.iter().enumerate().take(hh) {
+                        // SAFETY: as above (tile `t` of channel `co`, clipped to the map).
+                        let dst = unsafe { out.row(co, y0 + a, x0, ww) };
+                        for (bb, p) in dst.iter_mut().enumerate() {
+                            *p = ya[bb][k];
+                        }
+                    }
+                }
+            }
+            l += n;
+        }
+    }
+}
