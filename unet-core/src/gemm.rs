@@ -77,6 +77,14 @@ pub trait PackA {
     /// `dst[(s·kc + p)·mr + r]`, and rows past `m0 + mc` are zero. `dst` holds at least
     /// `ceil(mc / mr)·mr·kc` elements.
     fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]);
+    /// The same block when the operand already stores it packed: a slice laid out exactly as
+    /// [`PackA::pack_a`] would write it (at least `ceil(mc / mr)·mr·kc` elements; rows past
+    /// `m0 + mc` may hold anything finite or not: their results are dropped). The GEMM then
+    /// reads it in place instead of copying. `None` (the default): pack it.
+    fn packed(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
+        let _ = (m0, mc, k0, kc, mr);
+        None
+    }
 }
 
 /// The right operand, `B[K×N]`, as the GEMM packs it.
@@ -88,6 +96,13 @@ pub trait PackB {
     /// `dst[(s·kc + p)·nr + c]`, and columns past `n0 + nc` are zero. `dst` holds at least
     /// `ceil(nc / nr)·nr·kc` elements. `nr ≤ 32`.
     fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]);
+    /// The same block when the operand already stores it packed (as [`PackA::packed`]: at
+    /// least `ceil(nc / nr)·nr·kc` elements; columns past `n0 + nc` are computed and dropped).
+    /// `None` (the default): pack it.
+    fn packed(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize) -> Option<&[f32]> {
+        let _ = (k0, kc, n0, nc, nr);
+        None
+    }
 }
 
 /// Where finished tiles of `C[M×N]` go.
@@ -397,6 +412,19 @@ where
     Ok(())
 }
 
+/// The depth of the GEMM's K blocks for depth `k`: K is cut into equal blocks of at most
+/// [`KC`] (576 = 3×192 rather than 256 + 256 + 64), the last one possibly shorter; block `i`
+/// covers depths `i·k_step(k) .. min((i+1)·k_step(k), k)`. Operands stored pre-packed
+/// ([`PackB::packed`]) follow it.
+pub const fn k_step(k: usize) -> usize {
+    let blocks = if k == 0 { 1 } else { k.div_ceil(KC) };
+    if k == 0 {
+        0
+    } else {
+        k.div_ceil(blocks)
+    }
+}
+
 /// The five loops. Preconditions (checked by [`gemm`]): dimensions agree, `cols ⊆ 0..n`,
 /// `pack.len() ≥ pack_len_tile(K::MR, K::NR, m, cols.len(), k)`.
 fn run<K, A, B, D>(
@@ -417,9 +445,7 @@ fn run<K, A, B, D>(
     if m == 0 || cols.is_empty() {
         return;
     }
-    // Equal K blocks of at most KC: 576 = 3×192 rather than 256 + 256 + 64.
-    let k_blocks = k.div_ceil(KC).max(1);
-    let kc_step = k.div_ceil(k_blocks);
+    let kc_step = k_step(k);
     let a_len = round_up(min(MC, m), mr) * kc_step;
     let (ap, bp) = pack.split_at_mut(a_len);
     // Stays zero when K = 0 (the kernel is then never called).
@@ -432,22 +458,36 @@ fn run<K, A, B, D>(
         loop {
             let kc = min(kc_step, k - pc);
             let (first, last) = (pc == 0, pc + kc == k);
-            if kc > 0 {
-                b.pack_b(pc, kc, jc, nc, nr, bp);
-            }
+            let b_need = nc.div_ceil(nr) * nr * kc;
+            let bpack: &[f32] = match b.packed(pc, kc, jc, nc, nr) {
+                Some(p) if p.len() >= b_need => p,
+                _ => {
+                    if kc > 0 {
+                        b.pack_b(pc, kc, jc, nc, nr, bp);
+                    }
+                    &*bp
+                }
+            };
             let mut ic = 0;
             while ic < m {
                 let mc = min(MC, m - ic);
-                if kc > 0 {
-                    a.pack_a(ic, mc, pc, kc, mr, ap);
-                }
+                let a_need = mc.div_ceil(mr) * mr * kc;
+                let apack: &[f32] = match a.packed(ic, mc, pc, kc, mr) {
+                    Some(p) if p.len() >= a_need => p,
+                    _ => {
+                        if kc > 0 {
+                            a.pack_a(ic, mc, pc, kc, mr, ap);
+                        }
+                        &*ap
+                    }
+                };
                 let mut jr = 0;
                 while jr < nc {
-                    let bpanel = &bp[jr * kc..(jr + nr) * kc];
+                    let bpanel = &bpack[jr * kc..(jr + nr) * kc];
                     let cols_here = min(nr, nc - jr);
                     let mut ir = 0;
                     while ir < mc {
-                        let apanel = &ap[ir * kc..(ir + mr) * kc];
+                        let apanel = &apack[ir * kc..(ir + mr) * kc];
                         if kc > 0 {
                             K::run(kc, apanel, bpanel, &mut tile);
                         }

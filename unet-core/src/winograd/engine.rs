@@ -7,12 +7,12 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::transforms::Fast;
+use super::transforms::{Fast, VPack};
 use super::{Layout, SplitBy, Spread, POS, SKEW};
 use crate::conv::{ConvInput, MapMut};
 use crate::error::Error;
 use crate::exec::{Executor, Shared};
-use crate::gemm::{self, Epilogue, Kernel, MatMut, MatRef};
+use crate::gemm::{self, Epilogue, Kernel, MatMut};
 use crate::tensor::TensorView;
 
 /// The arguments of one convolution, checked by the caller ([`super::check`]).
@@ -123,6 +123,57 @@ impl gemm::PackA for Panels<'_> {
             }
         }
     }
+
+    fn packed(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
+        // Stored panels span the whole depth: in place when one K block covers it.
+        let first = self.row0 + m0;
+        if mr != self.mr || !first.is_multiple_of(mr) || k0 != 0 || kc != self.depth {
+            return None;
+        }
+        let at = first * self.depth;
+        self.data.get(at..at + mc.div_ceil(mr) * mr * kc)
+    }
+}
+
+/// `V_ξ` as the GEMM's right operand, stored packed ([`VPack`]).
+struct PackedV<'a> {
+    data: &'a [f32],
+    vp: VPack,
+}
+
+impl gemm::PackB for PackedV<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.vp.cin, self.vp.tb)
+    }
+
+    fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        // Another blocking than the stored one (not used by `products`): element by element.
+        for (s, panel) in dst
+            .chunks_exact_mut(kc * nr)
+            .take(nc.div_ceil(nr))
+            .enumerate()
+        {
+            for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
+                for (c, x) in d.iter_mut().enumerate() {
+                    let j = n0 + s * nr + c;
+                    *x = if j < n0 + nc {
+                        self.data[self.vp.at(k0 + p, j)]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    fn packed(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize) -> Option<&[f32]> {
+        let vp = &self.vp;
+        if nr != vp.nr || !n0.is_multiple_of(nr) || vp.block(k0) != (k0, kc) {
+            return None;
+        }
+        let at = k0 * vp.tbp + n0 / nr * kc * nr;
+        self.data.get(at..at + nc.div_ceil(nr) * nr * kc)
+    }
 }
 
 /// `f32` elements between the starts of two `U_ξ` holding `rows` rows packed for `mr`.
@@ -155,8 +206,8 @@ fn own<'w>(lay: &Layout, part: &'w mut [f32]) -> Own<'w> {
 }
 
 /// The 36 products of one block, `M_ξ = U_ξ · V_ξ` for output channels `co0..co0 + rows`
-/// (rows `row0..` of `u`, whose `U_ξ` are `su` apart) and `tb` tiles (`V_ξ` `sv` apart), into
-/// `m` (`M_ξ` `rows·tb + SKEW` apart).
+/// (rows `row0..` of `u`, whose `U_ξ` are `su` apart) and `vp.tb` tiles (`V_ξ` `sv` apart,
+/// packed as `vp` says), into `m` (`M_ξ` `rows·tb + SKEW` apart).
 #[allow(clippy::too_many_arguments)]
 fn products(
     kernel: Kernel,
@@ -167,10 +218,11 @@ fn products(
     cin: usize,
     v: &[f32],
     sv: usize,
-    tb: usize,
+    vp: &VPack,
     m: &mut [f32],
     pack: &mut [f32],
 ) -> Result<(), Error> {
+    let tb = vp.tb;
     let mr = kernel.tile().0;
     let sm = rows * tb + SKEW;
     let internal = Error::InvalidArgument {
@@ -184,16 +236,12 @@ fn products(
             depth: cin,
             mr,
         };
-        let bm = MatRef::new(
-            v.get(xi * sv..xi * sv + cin * tb).ok_or(internal)?,
-            cin,
-            tb,
-            tb,
-            1,
-        );
+        let bm = PackedV {
+            data: v.get(xi * sv..xi * sv + vp.len()).ok_or(internal)?,
+            vp: *vp,
+        };
         let dst = m.get_mut(xi * sm..xi * sm + rows * tb).ok_or(internal)?;
-        let d = MatMut::new(dst, rows, tb, tb, Epilogue::NONE);
-        let (Some(bm), Some(mut d)) = (bm, d) else {
+        let Some(mut d) = MatMut::new(dst, rows, tb, tb, Epilogue::NONE) else {
             return Err(internal);
         };
         gemm::gemm(kernel, &a, &bm, &mut d, 0..tb, pack)?;
@@ -223,7 +271,7 @@ pub(super) fn run(
     let (v_all, strip_all) = rest.split_at_mut(lay.v_shared);
     let parts = Shared::new(&mut parts[..lay.each().saturating_mul(exec.workers())]);
     let fast = Fast::new(cv.kernel);
-    let mr = cv.kernel.tile().0;
+    let (mr, nr) = cv.kernel.tile();
     let su_all = u_stride(cout, mr, cin);
     if sp.u_once {
         fast.filter_transform(cv.w, (0, cout), cin, mr, su_all, u_all);
@@ -247,8 +295,9 @@ pub(super) fn run(
                 };
                 let t0 = j * tiles;
                 let tb = tiles.min(total - t0);
-                let sv = cin * tb + SKEW;
-                fast.input_transform(cv.input, cv.pad, tw, t0, tb, sv, o.v, o.strip);
+                let vp = VPack::new(cin, tb, nr);
+                let sv = vp.len() + SKEW;
+                fast.input_transform(cv.input, cv.pad, tw, t0, &vp, sv, o.v, o.strip);
                 let mut co0 = 0;
                 while co0 < cout {
                     let rows = rows_step.min(cout - co0);
@@ -259,7 +308,7 @@ pub(super) fn run(
                         fast.filter_transform(cv.w, (co0, rows), cin, mr, su, o.u);
                         (o.u, su, 0)
                     };
-                    let r = products(cv.kernel, u, su, row0, rows, cin, o.v, sv, tb, o.m, o.pack);
+                    let r = products(cv.kernel, u, su, row0, rows, cin, o.v, sv, &vp, o.m, o.pack);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                         return;
@@ -295,8 +344,9 @@ pub(super) fn run(
             let mut t0 = 0;
             while t0 < total {
                 let tb = sp.bl.tiles.min(total - t0);
-                let sv = cin * tb + SKEW;
-                fast.input_transform(cv.input, cv.pad, tw, t0, tb, sv, v_all, strip_all);
+                let vp = VPack::new(cin, tb, nr);
+                let sv = vp.len() + SKEW;
+                fast.input_transform(cv.input, cv.pad, tw, t0, &vp, sv, v_all, strip_all);
                 let v_all: &[f32] = v_all;
                 let job = |j: usize, wk: usize| {
                     let Some(o) = part(wk) else {
@@ -313,7 +363,7 @@ pub(super) fn run(
                         (o.u, su, 0)
                     };
                     let r = products(
-                        cv.kernel, u, su, row0, rows, cin, v_all, sv, tb, o.m, o.pack,
+                        cv.kernel, u, su, row0, rows, cin, v_all, sv, &vp, o.m, o.pack,
                     );
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);

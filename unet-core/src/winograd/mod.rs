@@ -64,6 +64,9 @@ const STRIP: usize = ALPHA * STRIP_W;
 const SKEW: usize = 16;
 /// Largest micro-panel height (MR) of any kernel: `U` rows are padded to whole panels.
 const MAX_MR: usize = 8;
+/// Largest micro-panel width (NR) of any kernel (every NR divides it): `V` columns are padded
+/// to whole panels.
+const MAX_NR: usize = 32;
 /// Lanes of the output transform (tiles transformed together).
 const LANES: usize = 8;
 /// Most tiles in one block: one GEMM column block ([`gemm::NC`]), so `V_ξ` is packed once per
@@ -326,7 +329,8 @@ impl Layout {
         let per_pos = |n: usize| POS.saturating_mul(n.saturating_add(SKEW));
         let u = |rows: usize| per_pos(rows.saturating_add(MAX_MR - 1).saturating_mul(c_in));
         let (rows, tiles) = (sp.bl.rows, sp.bl.tiles);
-        let v = per_pos(c_in.saturating_mul(tiles));
+        // `V_ξ` is stored packed for the kernel: tiles rounded up to its panel width.
+        let v = per_pos(c_in.saturating_mul(tiles.saturating_add(MAX_NR - 1) / MAX_NR * MAX_NR));
         let tiles_split = sp.by == SplitBy::Tiles;
         Layout {
             u_shared: if sp.u_once { u(c_out) } else { 0 },

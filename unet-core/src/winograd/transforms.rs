@@ -20,9 +20,11 @@ const G: [[f32; 3]; 6] = [
 ];
 
 /// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
-/// into `u`, packed in micro-panels of `mr` rows ([`Panels`]): `U_ξ[r, ci]` at
-/// `u[ξ·su + ((r / mr)·cin + ci)·mr + r % mr]`, with `U = G g Gᵀ`; the padding rows of the last
-/// panel are zero. Vectorised across input channels.
+/// into `u`, packed in micro-panels of `mr ≤ 8` rows ([`super::engine`]'s `Panels`): `U_ξ[r, ci]`
+/// at `u[ξ·su + ((r / mr)·cin + ci)·mr + r % mr]`, with `U = G g Gᵀ`; the padding rows of the
+/// last panel are zero. Vectorised across 16 input channels; a panel's 16 channels are
+/// transformed for all its rows first, then each `U_ξ` block (16·mr contiguous values) is
+/// written in one pass.
 #[inline(always)]
 fn filter_transform(
     w: &TensorView<'_>,
@@ -33,46 +35,56 @@ fn filter_transform(
     u: &mut [f32],
 ) {
     const CHUNK: usize = 16;
+    const ROWS: usize = 8;
     let (co0, rows) = block;
+    assert!((1..=ROWS).contains(&mr), "panel height {mr} outside 1..=8");
     let mut buf = [0.0f32; 9 * CHUNK];
-    let padded = rows.div_ceil(mr) * mr;
-    for xi in 0..POS {
-        for r in rows..padded {
-            for ci in 0..cin {
-                u[xi * su + ((r / mr) * cin + ci) * mr + r % mr] = 0.0;
-            }
-        }
-    }
-    for r in 0..rows {
+    // vals[ξ][row of the panel][channel of the chunk]
+    let mut vals = [[[0.0f32; CHUNK]; ROWS]; POS];
+    for panel in 0..rows.div_ceil(mr) {
         let mut ci0 = 0;
         while ci0 < cin {
             let n = CHUNK.min(cin - ci0);
-            w.read_into(((co0 + r) * cin + ci0) * 9, &mut buf[..9 * n]);
-            // g[k][c]: tap k of channel ci0 + c.
-            let mut g = [[0.0f32; CHUNK]; 9];
-            for (c, taps) in buf[..9 * n].chunks_exact(9).enumerate() {
-                for (gk, &v) in g.iter_mut().zip(taps) {
-                    gk[c] = v;
+            for rr in 0..mr {
+                let r = panel * mr + rr;
+                if r >= rows {
+                    for v in vals.iter_mut() {
+                        v[rr] = [0.0; CHUNK];
+                    }
+                    continue;
                 }
-            }
-            // t = G g (6×3 per channel), then U = t Gᵀ (6×6).
-            let mut t = [[[0.0f32; CHUNK]; 3]; ALPHA];
-            for (ta, ga) in t.iter_mut().zip(&G) {
-                for (j, tj) in ta.iter_mut().enumerate() {
-                    for c in 0..CHUNK {
-                        tj[c] = ga[0] * g[j][c] + ga[1] * g[3 + j][c] + ga[2] * g[6 + j][c];
+                w.read_into(((co0 + r) * cin + ci0) * 9, &mut buf[..9 * n]);
+                // g[k][c]: tap k of channel ci0 + c.
+                let mut g = [[0.0f32; CHUNK]; 9];
+                for (c, taps) in buf[..9 * n].chunks_exact(9).enumerate() {
+                    for (gk, &v) in g.iter_mut().zip(taps) {
+                        gk[c] = v;
+                    }
+                }
+                // t = G g (6×3 per channel), then U = t Gᵀ (6×6).
+                let mut t = [[[0.0f32; CHUNK]; 3]; ALPHA];
+                for (ta, ga) in t.iter_mut().zip(&G) {
+                    for (j, tj) in ta.iter_mut().enumerate() {
+                        for c in 0..CHUNK {
+                            tj[c] = ga[0] * g[j][c] + ga[1] * g[3 + j][c] + ga[2] * g[6 + j][c];
+                        }
+                    }
+                }
+                for (a, ta) in t.iter().enumerate() {
+                    for (bb, gb) in G.iter().enumerate() {
+                        let val = &mut vals[a * ALPHA + bb][rr];
+                        for (c, vc) in val.iter_mut().enumerate() {
+                            *vc = ta[0][c] * gb[0] + ta[1][c] * gb[1] + ta[2][c] * gb[2];
+                        }
                     }
                 }
             }
-            for (a, ta) in t.iter().enumerate() {
-                for (bb, gb) in G.iter().enumerate() {
-                    let mut val = [0.0f32; CHUNK];
-                    for (c, vc) in val.iter_mut().enumerate() {
-                        *vc = ta[0][c] * gb[0] + ta[1][c] * gb[1] + ta[2][c] * gb[2];
-                    }
-                    let d = (a * ALPHA + bb) * su + ((r / mr) * cin + ci0) * mr + r % mr;
-                    for (c, &x) in val[..n].iter().enumerate() {
-                        u[d + c * mr] = x;
+            for (xi, v) in vals.iter().enumerate() {
+                let at = xi * su + (panel * cin + ci0) * mr;
+                let dst = &mut u[at..at + n * mr];
+                for (c, d) in dst.chunks_exact_mut(mr).enumerate() {
+                    for (rr, x) in d.iter_mut().enumerate() {
+                        *x = v[rr][c];
                     }
                 }
             }
@@ -123,6 +135,56 @@ fn plane<'s>(input: &ConvInput<'s>, mut ci: usize) -> (&'s [f32], usize, usize, 
     (&[], 0, 0, 0)
 }
 
+/// Where the input transform puts `V_ξ[ci, t]` (`C_in × tb`, `t` the tile within the block):
+/// already packed as the GEMM's right operand for a kernel with `nr` columns, so the GEMM reads
+/// it in place ([`crate::gemm::PackB::packed`]). Depths are cut into the GEMM's K blocks
+/// ([`crate::gemm::k_step`]); block `[pc, pc + kc)` takes `kc·tbp` elements from `pc·tbp` on,
+/// as `tbp / nr` micro-panels of `kc × nr` (tiles past `tb` up to `tbp` are padding, zero).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct VPack {
+    /// Input channels (GEMM depth).
+    pub cin: usize,
+    /// Tiles of the block, and rounded up to `nr`.
+    pub tb: usize,
+    pub tbp: usize,
+    /// The GEMM's K block depth for `cin`.
+    pub kc_step: usize,
+    /// The kernel's micro-panel width.
+    pub nr: usize,
+}
+
+impl VPack {
+    /// The layout for `cin` channels and `tb` tiles, for a kernel `nr` columns wide.
+    pub(super) fn new(cin: usize, tb: usize, nr: usize) -> VPack {
+        VPack {
+            cin,
+            tb,
+            tbp: tb.div_ceil(nr) * nr,
+            kc_step: crate::gemm::k_step(cin).max(1),
+            nr,
+        }
+    }
+
+    /// Elements of one `V_ξ`.
+    pub(super) fn len(&self) -> usize {
+        self.cin * self.tbp
+    }
+
+    /// The K block holding channel `ci`: `(pc, kc)`.
+    #[inline(always)]
+    pub(super) fn block(&self, ci: usize) -> (usize, usize) {
+        let pc = ci / self.kc_step * self.kc_step;
+        (pc, self.kc_step.min(self.cin - pc))
+    }
+
+    /// Offset of `(ci, t)`; tiles `t .. t + (nr − t % nr)` follow contiguously.
+    #[inline(always)]
+    pub(super) fn at(&self, ci: usize, t: usize) -> usize {
+        let (pc, kc) = self.block(ci);
+        pc * self.tbp + (t / self.nr) * kc * self.nr + (ci - pc) * self.nr + t % self.nr
+    }
+}
+
 /// The transforms compiled for the running CPU: with AVX2+FMA enabled where the kernel proves
 /// them (wider vectors for the same code), portable otherwise.
 #[derive(Clone, Copy)]
@@ -166,7 +228,7 @@ impl Fast {
         pad: usize,
         tw: usize,
         t0: usize,
-        tb: usize,
+        vp: &VPack,
         sv: usize,
         v: &mut [f32],
         strip: &mut [f32],
@@ -175,10 +237,10 @@ impl Fast {
         if self.avx2 {
             // SAFETY: `avx2` is only set for a kernel made by `Kernel::avx2_fma`, which checked
             // that this CPU has AVX2 and FMA.
-            unsafe { input_transform_avx2(input, pad, tw, t0, tb, sv, v, strip) };
+            unsafe { input_transform_avx2(input, pad, tw, t0, vp, sv, v, strip) };
             return;
         }
-        input_transform(input, pad, tw, t0, tb, sv, v, strip);
+        input_transform(input, pad, tw, t0, vp, sv, v, strip);
     }
 
     /// # Safety
@@ -239,12 +301,12 @@ unsafe fn input_transform_avx2(
     pad: usize,
     tw: usize,
     t0: usize,
-    tb: usize,
+    vp: &VPack,
     sv: usize,
     v: &mut [f32],
     strip: &mut [f32],
 ) {
-    input_transform(input, pad, tw, t0, tb, sv, v, strip);
+    input_transform(input, pad, tw, t0, vp, sv, v, strip);
 }
 
 /// [`output_transform`] compiled with AVX2 and FMA.
@@ -270,9 +332,9 @@ unsafe fn output_transform_avx2(
     unsafe { output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
 }
 
-/// Transforms tiles `t0..t0 + tb` (row-major over the `tw`-wide tile grid) of every input
-/// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + ci·tb + t − t0]`. `strip` holds at least
-/// [`STRIP`] elements.
+/// Transforms tiles `t0..t0 + vp.tb` (row-major over the `tw`-wide tile grid) of every input
+/// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + vp.at(ci, t − t0)]` ([`VPack`]; padding
+/// tiles zero). `strip` holds at least [`STRIP`] elements.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn input_transform(
@@ -280,11 +342,12 @@ fn input_transform(
     pad: usize,
     tw: usize,
     t0: usize,
-    tb: usize,
+    vp: &VPack,
     sv: usize,
     v: &mut [f32],
     strip: &mut [f32],
 ) {
+    let tb = vp.tb;
     let cin = input.channels();
     let (ih, iw) = (input.h, input.w);
     let strip = &mut strip[..STRIP];
@@ -330,26 +393,41 @@ fn input_transform(
                 }
             }
             // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
-            // written straight into `V_ξ` for ξ = 6a..6a + 6 (rows `cin·tb` apart).
-            let base = t - t0;
-            for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
-                let start = a * ALPHA * sv + ci * tb + base;
-                let mut dst = v[start..].chunks_mut(sv);
-                let mut next = || dst.next().map(|d| &mut d[..n]).unwrap_or(&mut []);
-                let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
-                let row = &row[..TILE * n + 2];
-                for l in 0..n.min(d5.len()) {
-                    let e = &row[TILE * l..TILE * l + 6];
-                    let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
-                    d0[l] = o[0];
-                    d1[l] = o[1];
-                    d2[l] = o[2];
-                    d3[l] = o[3];
-                    d4[l] = o[4];
-                    d5[l] = o[5];
+            // written straight into `V_ξ` for ξ = 6a..6a + 6 (`sv` apart), in runs of tiles
+            // that stay inside one micro-panel.
+            let mut l0 = 0;
+            while l0 < n {
+                let tt = t - t0 + l0;
+                let len = (vp.nr - tt % vp.nr).min(n - l0);
+                let at = vp.at(ci, tt);
+                for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
+                    let mut dst = v[a * ALPHA * sv + at..].chunks_mut(sv);
+                    let mut next = || dst.next().map(|d| &mut d[..len]).unwrap_or(&mut []);
+                    let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
+                    let row = &row[TILE * l0..TILE * (l0 + len) + 2];
+                    for l in 0..len.min(d5.len()) {
+                        let e = &row[TILE * l..TILE * l + 6];
+                        let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
+                        d0[l] = o[0];
+                        d1[l] = o[1];
+                        d2[l] = o[2];
+                        d3[l] = o[3];
+                        d4[l] = o[4];
+                        d5[l] = o[5];
+                    }
                 }
+                l0 += len;
             }
             t += n;
+        }
+    }
+    // Padding tiles `tb..tbp` of every channel and position: zero.
+    if vp.tbp > tb {
+        for ci in 0..cin {
+            let at = vp.at(ci, tb);
+            for xi in 0..POS {
+                v[xi * sv + at..xi * sv + at + (vp.tbp - tb)].fill(0.0);
+            }
         }
     }
 }
