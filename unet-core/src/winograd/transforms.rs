@@ -185,22 +185,41 @@ impl VPack {
     }
 }
 
-/// The transforms compiled for the running CPU: with AVX2+FMA enabled where the kernel proves
-/// them (wider vectors for the same code), portable otherwise.
+/// The instruction set the transforms are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// The transforms compiled for the kernel's instruction set (the same code, wider vectors):
+/// AVX2+FMA with the AVX2 kernel, AVX-512F (+AVX2, FMA) with the AVX-512 kernel, portable
+/// otherwise, so that forcing a kernel also forces its transforms (the oracle tests run each).
 #[derive(Clone, Copy)]
 pub(super) struct Fast {
-    #[cfg(target_arch = "x86_64")]
-    avx2: bool,
+    isa: Isa,
 }
 
 impl Fast {
     pub(super) fn new(kernel: Kernel) -> Fast {
         let _ = kernel;
-        Fast {
-            // `Kernel::avx2_fma` is `Some` only on a CPU with AVX2 and FMA.
-            #[cfg(target_arch = "x86_64")]
-            avx2: Kernel::avx2_fma() == Some(kernel),
+        #[cfg(target_arch = "x86_64")]
+        {
+            // `Kernel::avx2_fma` / `Kernel::avx512` are `Some` only on a CPU with those
+            // features (checked at run time with `std`).
+            if Kernel::avx2_fma().is_some() {
+                if Kernel::avx512() == Some(kernel) {
+                    return Fast { isa: Isa::Avx512 };
+                }
+                if Kernel::avx2_fma() == Some(kernel) {
+                    return Fast { isa: Isa::Avx2 };
+                }
+            }
         }
+        Fast { isa: Isa::Portable }
     }
 
     pub(super) fn filter_transform(
@@ -212,13 +231,16 @@ impl Fast {
         su: usize,
         u: &mut [f32],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: as in `input_transform`: the CPU has AVX2 and FMA.
-            unsafe { filter_transform_avx2(w, block, cin, mr, su, u) };
-            return;
+        match self.isa {
+            // SAFETY: `Isa::Avx2` / `Isa::Avx512` are only chosen by `Fast::new` on a CPU with
+            // those features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::filter_transform_avx2(w, block, cin, mr, su, u) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::filter_transform_avx512(w, block, cin, mr, su, u) },
+            Isa::Portable => filter_transform(w, block, cin, mr, su, u),
         }
-        filter_transform(w, block, cin, mr, su, u);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -233,14 +255,17 @@ impl Fast {
         v: &mut [f32],
         strip: &mut [f32],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is only set for a kernel made by `Kernel::avx2_fma`, which checked
-            // that this CPU has AVX2 and FMA.
-            unsafe { input_transform_avx2(input, pad, tw, t0, vp, sv, v, strip) };
-            return;
+        match self.isa {
+            // SAFETY: as in `filter_transform`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::input_transform_avx2(input, pad, tw, t0, vp, sv, v, strip) },
+            // SAFETY: as in `filter_transform`.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                x86::input_transform_avx512(input, pad, tw, t0, vp, sv, v, strip)
+            },
+            Isa::Portable => input_transform(input, pad, tw, t0, vp, sv, v, strip, false),
         }
-        input_transform(input, pad, tw, t0, vp, sv, v, strip);
     }
 
     /// # Safety
@@ -260,81 +285,286 @@ impl Fast {
         relu: bool,
         out: &OutPtr<'_>,
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: the CPU has AVX2 and FMA (as in `input_transform`); the caller keeps
+        match self.isa {
+            // SAFETY: the CPU has the features (as in `filter_transform`); the caller keeps
             // other threads away from these tiles.
-            unsafe { output_transform_avx2(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
-            return;
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 => unsafe {
+                x86::output_transform_ymm(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+            },
+            // SAFETY: the caller keeps other threads away from these tiles.
+            Isa::Portable => unsafe {
+                output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+            },
         }
-        // SAFETY: the caller keeps other threads away from these tiles.
-        unsafe { output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
     }
 }
 
-/// [`filter_transform`] compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The transforms compiled with x86-64 target features.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn filter_transform_avx2(
-    w: &TensorView<'_>,
-    block: (usize, usize),
-    cin: usize,
-    mr: usize,
-    su: usize,
-    u: &mut [f32],
-) {
-    filter_transform(w, block, cin, mr, su, u);
-}
+mod x86 {
+    use core::arch::x86_64::*;
 
-/// [`input_transform`] compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn input_transform_avx2(
-    input: &ConvInput<'_>,
-    pad: usize,
-    tw: usize,
-    t0: usize,
-    vp: &VPack,
-    sv: usize,
-    v: &mut [f32],
-    strip: &mut [f32],
-) {
-    input_transform(input, pad, tw, t0, vp, sv, v, strip);
-}
+    use super::{filter_transform, input_transform, VPack};
+    use crate::conv::ConvInput;
+    use crate::tensor::TensorView;
+    use crate::winograd::engine::OutPtr;
 
-/// [`output_transform`] compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA, and [`output_transform`]'s contract holds.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn output_transform_avx2(
-    m: &[f32],
-    sm: usize,
-    rows: usize,
-    tb: usize,
-    co0: usize,
-    t0: usize,
-    tw: usize,
-    b: &TensorView<'_>,
-    relu: bool,
-    out: &OutPtr<'_>,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe { output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out) };
+    /// The filter and input transforms compiled with target features `$features`.
+    macro_rules! compiled_with {
+        ($features:literal, $filter:ident, $input:ident) => {
+            /// [`filter_transform`] compiled with these features.
+            ///
+            /// # Safety
+            /// The CPU must support them.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $filter(
+                w: &TensorView<'_>,
+                block: (usize, usize),
+                cin: usize,
+                mr: usize,
+                su: usize,
+                u: &mut [f32],
+            ) {
+                filter_transform(w, block, cin, mr, su, u);
+            }
+
+            /// [`input_transform`] compiled with these features.
+            ///
+            /// # Safety
+            /// The CPU must support them.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $input(
+                input: &ConvInput<'_>,
+                pad: usize,
+                tw: usize,
+                t0: usize,
+                vp: &VPack,
+                sv: usize,
+                v: &mut [f32],
+                strip: &mut [f32],
+            ) {
+                input_transform(input, pad, tw, t0, vp, sv, v, strip, true);
+            }
+        };
+    }
+
+    compiled_with!("avx2,fma", filter_transform_avx2, input_transform_avx2);
+    compiled_with!(
+        "avx512f,avx2,fma",
+        filter_transform_avx512,
+        input_transform_avx512
+    );
+
+    /// The row step of the input transform for 8 tiles at a time: `d_i[l] = (Bᵀ e_l)_i` with
+    /// `e_l = row[4l .. 4l + 6]`, as [`super::bt`] (the same arithmetic, so the same bits), for
+    /// `l` in `0..done`, where `done` is `len` rounded down to 8; the caller does the rest.
+    /// Reads `row[.. 4·done + 4]` (2 past the last tile's 6 values; dropped).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2. (Short `row` or `d`: nothing is done, 0 returned.)
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn row_bt_ymm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
+        let done = len / 8 * 8;
+        if row.len() < 4 * done + 4 || d.iter().any(|x| x.len() < done) {
+            return 0;
+        }
+        // Lane k of the transposed vectors holds tile `PERM[k]`; undo with `permutevar`.
+        // SAFETY (whole body): AVX2 on a CPU that has it; loads of `row[4l .. 4l + 36]` with
+        // `l + 8 ≤ done` stay inside `row` (checked above); stores of `d_i[l .. l + 8]` too.
+        unsafe {
+            let undo = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            let (four, five, two) = (
+                _mm256_set1_ps(4.0),
+                _mm256_set1_ps(5.0),
+                _mm256_set1_ps(2.0),
+            );
+            let mut l = 0;
+            while l < done {
+                let p = row.as_ptr().add(4 * l);
+                let (a0, a1, a2, a3) = (
+                    _mm256_loadu_ps(p),
+                    _mm256_loadu_ps(p.add(8)),
+                    _mm256_loadu_ps(p.add(16)),
+                    _mm256_loadu_ps(p.add(24)),
+                );
+                let t0 = _mm256_unpacklo_ps(a0, a1);
+                let t1 = _mm256_unpackhi_ps(a0, a1);
+                let t2 = _mm256_unpacklo_ps(a2, a3);
+                let t3 = _mm256_unpackhi_ps(a2, a3);
+                let e0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let e1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let e2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let e3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                // e4, e5: elements 0 and 1 of the next tile.
+                let (b0, b1, b2, b3) = (
+                    _mm256_loadu_ps(p.add(4)),
+                    _mm256_loadu_ps(p.add(12)),
+                    _mm256_loadu_ps(p.add(20)),
+                    _mm256_loadu_ps(p.add(28)),
+                );
+                let s0 = _mm256_unpacklo_ps(b0, b1);
+                let s2 = _mm256_unpacklo_ps(b2, b3);
+                let e4 = _mm256_shuffle_ps::<0x44>(s0, s2);
+                let e5 = _mm256_shuffle_ps::<0xEE>(s0, s2);
+                // bt(): the same operations in the same order as the scalar version.
+                let mul = _mm256_mul_ps;
+                let (add, sub) = (_mm256_add_ps, _mm256_sub_ps);
+                let o = [
+                    add(sub(mul(four, e0), mul(five, e2)), e4),
+                    add(add(mul(_mm256_set1_ps(-4.0), add(e1, e2)), e3), e4),
+                    add(sub(mul(four, sub(e1, e2)), e3), e4),
+                    add(sub(mul(two, sub(e3, e1)), e2), e4),
+                    add(sub(mul(two, sub(e1, e3)), e2), e4),
+                    add(sub(mul(four, e1), mul(five, e3)), e5),
+                ];
+                for (di, oi) in d.iter_mut().zip(o) {
+                    let v = _mm256_permutevar8x32_ps(oi, undo);
+                    _mm256_storeu_ps(di.as_mut_ptr().add(l), v);
+                }
+                l += 8;
+            }
+        }
+        done
+    }
+
+    /// `Aᵀ m` on six vectors of 8 tiles (as [`super::at`], lane-wise).
+    #[inline(always)]
+    unsafe fn at8(m: [__m256; 6]) -> [__m256; 4] {
+        // SAFETY (whole body): AVX arithmetic on registers; the caller has AVX2.
+        unsafe {
+            let (p12, m12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
+            let (p34, m34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
+            let (two, four, eight) = (
+                _mm256_set1_ps(2.0),
+                _mm256_set1_ps(4.0),
+                _mm256_set1_ps(8.0),
+            );
+            [
+                _mm256_add_ps(_mm256_add_ps(m[0], p12), p34),
+                _mm256_add_ps(m12, _mm256_mul_ps(two, m34)),
+                _mm256_add_ps(p12, _mm256_mul_ps(four, p34)),
+                _mm256_add_ps(_mm256_add_ps(m12, _mm256_mul_ps(eight, m34)), m[5]),
+            ]
+        }
+    }
+
+    /// [`output_transform`] with AVX2 vectors of 8 tiles: the same arithmetic (so the same
+    /// bits), with the 4×8 transposes that interleave 8 side-by-side tiles into output rows done
+    /// by shuffles instead of scalar moves.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and [`output_transform`]'s contract holds.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn output_transform_ymm(
+        m: &[f32],
+        sm: usize,
+        rows: usize,
+        tb: usize,
+        co0: usize,
+        t0: usize,
+        tw: usize,
+        b: &TensorView<'_>,
+        relu: bool,
+        out: &OutPtr<'_>,
+    ) {
+        use super::{ALPHA, LANES, POS, TILE};
+        let (oh, ow) = (out.h, out.w);
+        // Every load below reads 8 values at `ξ·sm + r·tb + l` with `r < rows`, `l < tb`:
+        // the last ends before `35·sm + rows·tb + 8 ≤ 36·sm` (`sm ≥ rows·tb + 8`).
+        assert!(sm >= rows * tb + LANES && m.len() >= POS * sm);
+        for r in 0..rows {
+            let co = co0 + r;
+            // SAFETY (whole block): AVX2 on a CPU that has it; loads in bounds (asserted above);
+            // stores through `out.row` into tiles the caller reserves for this call.
+            unsafe {
+                let bias = _mm256_set1_ps(b.get(co));
+                let zero = _mm256_setzero_ps();
+                let ld =
+                    |xi: usize, l: usize| _mm256_loadu_ps(m.as_ptr().add(xi * sm + r * tb + l));
+                let mut l = 0;
+                while l < tb {
+                    let n = LANES.min(tb - l);
+                    let mut s = [[zero; ALPHA]; TILE];
+                    for bb in 0..ALPHA {
+                        let col = [
+                            ld(bb, l),
+                            ld(ALPHA + bb, l),
+                            ld(2 * ALPHA + bb, l),
+                            ld(3 * ALPHA + bb, l),
+                            ld(4 * ALPHA + bb, l),
+                            ld(5 * ALPHA + bb, l),
+                        ];
+                        let o = at8(col);
+                        for (sa, oa) in s.iter_mut().zip(o) {
+                            sa[bb] = oa;
+                        }
+                    }
+                    let t = t0 + l;
+                    let (ty, tx) = (t / tw, t % tw);
+                    let y0 = TILE * ty;
+                    let whole =
+                        n == LANES && tx + n <= tw && y0 + TILE <= oh && TILE * (tx + n) <= ow;
+                    for (a, sa) in s.iter().enumerate() {
+                        let mut y = at8(*sa);
+                        for v in y.iter_mut() {
+                            *v = _mm256_add_ps(*v, bias);
+                            if relu {
+                                // v < 0 → 0; NaN compares false and stays.
+                                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(*v, zero);
+                                *v = _mm256_andnot_ps(neg, *v);
+                            }
+                        }
+                        if whole {
+                            // y[bb] lane k = pixel (4·k + bb) of this output row.
+                            let t0v = _mm256_unpacklo_ps(y[0], y[1]);
+                            let t1v = _mm256_unpackhi_ps(y[0], y[1]);
+                            let t2v = _mm256_unpacklo_ps(y[2], y[3]);
+                            let t3v = _mm256_unpackhi_ps(y[2], y[3]);
+                            let u0 = _mm256_shuffle_ps::<0x44>(t0v, t2v);
+                            let u1 = _mm256_shuffle_ps::<0xEE>(t0v, t2v);
+                            let u2 = _mm256_shuffle_ps::<0x44>(t1v, t3v);
+                            let u3 = _mm256_shuffle_ps::<0xEE>(t1v, t3v);
+                            let dst = out.row(co, y0 + a, TILE * tx, TILE * LANES);
+                            let p = dst.as_mut_ptr();
+                            _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(u0, u1));
+                            _mm256_storeu_ps(p.add(8), _mm256_permute2f128_ps::<0x20>(u2, u3));
+                            _mm256_storeu_ps(p.add(16), _mm256_permute2f128_ps::<0x31>(u0, u1));
+                            _mm256_storeu_ps(p.add(24), _mm256_permute2f128_ps::<0x31>(u2, u3));
+                        } else {
+                            let mut ya = [[0.0f32; LANES]; TILE];
+                            for (d, v) in ya.iter_mut().zip(y) {
+                                _mm256_storeu_ps(d.as_mut_ptr(), v);
+                            }
+                            for k in 0..n {
+                                let t = t0 + l + k;
+                                let (ty, tx) = (t / tw, t % tw);
+                                let (yy, x0) = (TILE * ty + a, TILE * tx);
+                                if yy >= oh {
+                                    continue;
+                                }
+                                let ww = TILE.min(ow - x0);
+                                let dst = out.row(co, yy, x0, ww);
+                                for (bb, p) in dst.iter_mut().enumerate() {
+                                    *p = ya[bb][k];
+                                }
+                            }
+                        }
+                    }
+                    l += n;
+                }
+            }
+        }
+    }
 }
 
 /// Transforms tiles `t0..t0 + vp.tb` (row-major over the `tw`-wide tile grid) of every input
 /// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + vp.at(ci, t − t0)]` ([`VPack`]; padding
-/// tiles zero). `strip` holds at least [`STRIP`] elements.
+/// tiles zero). `strip` holds at least [`STRIP`] elements. `ymm`: the row step uses AVX2
+/// shuffles (x86-64 only; the caller must be compiled with AVX2; the result is the same).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn input_transform(
@@ -346,6 +576,7 @@ fn input_transform(
     sv: usize,
     v: &mut [f32],
     strip: &mut [f32],
+    ymm: bool,
 ) {
     let tb = vp.tb;
     let cin = input.channels();
@@ -404,8 +635,19 @@ fn input_transform(
                     let mut dst = v[a * ALPHA * sv + at..].chunks_mut(sv);
                     let mut next = || dst.next().map(|d| &mut d[..len]).unwrap_or(&mut []);
                     let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
+                    let mut done = 0;
+                    #[cfg(target_arch = "x86_64")]
+                    if ymm && d5.len() == len {
+                        // SAFETY: `ymm` is only set by callers compiled with AVX2; the strip row
+                        // holds tiles `l0..l0 + len` plus the slack `row_bt_ymm` reads.
+                        done = unsafe {
+                            x86::row_bt_ymm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5])
+                        };
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    let _ = ymm;
                     let row = &row[TILE * l0..TILE * (l0 + len) + 2];
-                    for l in 0..len.min(d5.len()) {
+                    for l in done..len.min(d5.len()) {
                         let e = &row[TILE * l..TILE * l + 6];
                         let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
                         d0[l] = o[0];
