@@ -539,8 +539,7 @@ mod x86 {
                             for (d, v) in ya.iter_mut().zip(y) {
                                 _mm256_storeu_ps(d.as_mut_ptr(), v);
                             }
-                            for k in 0..n {
-                                let t = t0 + l + k;
+                            for (k, t) in (t0 + l..t0 + l + n).enumerate() {
                                 let (ty, tx) = (t / tw, t % tw);
                                 let (yy, x0) = (TILE * ty + a, TILE * tx);
                                 if yy >= oh {
