@@ -593,33 +593,60 @@ fn input_transform(
             let lead = pad.saturating_sub(xs).min(width);
             let first = xs + lead - pad;
             let inside = iw.saturating_sub(first).min(width - lead);
-            for (i, row) in strip.chunks_exact_mut(STRIP_W).enumerate() {
-                let row = &mut row[..width];
-                let yy = TILE * ty + i;
-                if yy < pad || yy - pad >= ih {
-                    row.fill(0.0);
-                    continue;
-                }
-                let start = (yy - pad + off_y) * mw + off_x + first;
-                row[..lead].fill(0.0);
-                row[lead..lead + inside].copy_from_slice(&data[start..start + inside]);
-                row[lead + inside..].fill(0.0);
-            }
-            // Bᵀ along the columns, in place, vectorised across x.
-            {
+            let y0 = TILE * ty;
+            if lead == 0 && inside == width && y0 >= pad && y0 + ALPHA - pad <= ih {
+                // All six rows inside the window: Bᵀ along the columns straight from the map
+                // (no copy into the strip), vectorised across x; the same arithmetic as below.
+                let src = |i: usize| {
+                    let start = (y0 + i - pad + off_y) * mw + off_x + first;
+                    &data[start..start + width]
+                };
+                let (i0, i1, i2, i3, i4, i5) = (src(0), src(1), src(2), src(3), src(4), src(5));
                 let (r0, rest) = strip.split_at_mut(STRIP_W);
                 let (r1, rest) = rest.split_at_mut(STRIP_W);
                 let (r2, rest) = rest.split_at_mut(STRIP_W);
                 let (r3, rest) = rest.split_at_mut(STRIP_W);
                 let (r4, r5) = rest.split_at_mut(STRIP_W);
+                let (r0, r1, r2) = (&mut r0[..width], &mut r1[..width], &mut r2[..width]);
+                let (r3, r4, r5) = (&mut r3[..width], &mut r4[..width], &mut r5[..width]);
                 for x in 0..width {
-                    let o = bt([r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]]);
+                    let o = bt([i0[x], i1[x], i2[x], i3[x], i4[x], i5[x]]);
                     r0[x] = o[0];
                     r1[x] = o[1];
                     r2[x] = o[2];
                     r3[x] = o[3];
                     r4[x] = o[4];
                     r5[x] = o[5];
+                }
+            } else {
+                for (i, row) in strip.chunks_exact_mut(STRIP_W).enumerate() {
+                    let row = &mut row[..width];
+                    let yy = TILE * ty + i;
+                    if yy < pad || yy - pad >= ih {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let start = (yy - pad + off_y) * mw + off_x + first;
+                    row[..lead].fill(0.0);
+                    row[lead..lead + inside].copy_from_slice(&data[start..start + inside]);
+                    row[lead + inside..].fill(0.0);
+                }
+                // Bᵀ along the columns, in place, vectorised across x.
+                {
+                    let (r0, rest) = strip.split_at_mut(STRIP_W);
+                    let (r1, rest) = rest.split_at_mut(STRIP_W);
+                    let (r2, rest) = rest.split_at_mut(STRIP_W);
+                    let (r3, rest) = rest.split_at_mut(STRIP_W);
+                    let (r4, r5) = rest.split_at_mut(STRIP_W);
+                    for x in 0..width {
+                        let o = bt([r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]]);
+                        r0[x] = o[0];
+                        r1[x] = o[1];
+                        r2[x] = o[2];
+                        r3[x] = o[3];
+                        r4[x] = o[4];
+                        r5[x] = o[5];
+                    }
                 }
             }
             // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
