@@ -9,7 +9,8 @@ use crate::conv::ConvInput;
 use crate::gemm::Kernel;
 use crate::tensor::TensorView;
 
-/// `G` of F(4×4, 3×3) (6×3).
+/// `G` of F(4×4, 3×3) (6×3); [`g_rows`] applies it (checked against this in the tests).
+#[cfg(test)]
 const G: [[f32; 3]; 6] = [
     [1.0 / 4.0, 0.0, 0.0],
     [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
@@ -19,12 +20,31 @@ const G: [[f32; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
+/// `G x` for a column `x = (x0, x1, x2)` of 8 lanes, using `G`'s structure (rows 1 and 2, 3
+/// and 4 share their even part): 12 vector operations instead of 30.
+#[inline(always)]
+fn g_rows(x0: &[f32; 8], x1: &[f32; 8], x2: &[f32; 8]) -> [[f32; 8]; ALPHA] {
+    let mut o = [[0.0f32; 8]; ALPHA];
+    for l in 0..8 {
+        let s = x0[l] + x2[l];
+        let p = x0[l] * (1.0 / 24.0) + x2[l] * (1.0 / 6.0);
+        let q = x1[l] * (1.0 / 12.0);
+        o[0][l] = x0[l] * (1.0 / 4.0);
+        o[1][l] = (s + x1[l]) * (-1.0 / 6.0);
+        o[2][l] = (s - x1[l]) * (-1.0 / 6.0);
+        o[3][l] = p + q;
+        o[4][l] = p - q;
+        o[5][l] = x2[l];
+    }
+    o
+}
+
 /// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
 /// into `u`, packed in micro-panels of `mr ≤ 8` rows ([`super::engine`]'s `Panels`): `U_ξ[r, ci]`
 /// at `u[ξ·su + ((r / mr)·cin + ci)·mr + r % mr]`, with `U = G g Gᵀ`; the padding rows of the
-/// last panel are zero. Vectorised across 16 input channels; a panel's 16 channels are
-/// transformed for all its rows first, then each `U_ξ` block (16·mr contiguous values) is
-/// written in one pass.
+/// last panel are zero. Vectorised across the rows of a panel, so that each `U_ξ[panel, ci]`
+/// is one store of `mr` contiguous values; the weights of a panel are read 16 input channels
+/// at a time (`mr` contiguous runs of 144 values).
 #[inline(always)]
 fn filter_transform(
     w: &TensorView<'_>,
@@ -38,53 +58,44 @@ fn filter_transform(
     const ROWS: usize = 8;
     let (co0, rows) = block;
     assert!((1..=ROWS).contains(&mr), "panel height {mr} outside 1..=8");
-    let mut buf = [0.0f32; 9 * CHUNK];
-    // vals[ξ][row of the panel][channel of the chunk]
-    let mut vals = [[[0.0f32; CHUNK]; ROWS]; POS];
+    // buf[rr]: the 9 taps of channels ci0..ci0 + n of row rr of the panel.
+    let mut buf = [[0.0f32; 9 * CHUNK]; ROWS];
     for panel in 0..rows.div_ceil(mr) {
+        let here = mr.min(rows - panel * mr);
         let mut ci0 = 0;
         while ci0 < cin {
             let n = CHUNK.min(cin - ci0);
-            for rr in 0..mr {
-                let r = panel * mr + rr;
-                if r >= rows {
-                    for v in vals.iter_mut() {
-                        v[rr] = [0.0; CHUNK];
-                    }
-                    continue;
-                }
-                w.read_into(((co0 + r) * cin + ci0) * 9, &mut buf[..9 * n]);
-                // g[k][c]: tap k of channel ci0 + c.
-                let mut g = [[0.0f32; CHUNK]; 9];
-                for (c, taps) in buf[..9 * n].chunks_exact(9).enumerate() {
-                    for (gk, &v) in g.iter_mut().zip(taps) {
-                        gk[c] = v;
-                    }
-                }
-                // t = G g (6×3 per channel), then U = t Gᵀ (6×6).
-                let mut t = [[[0.0f32; CHUNK]; 3]; ALPHA];
-                for (ta, ga) in t.iter_mut().zip(&G) {
-                    for (j, tj) in ta.iter_mut().enumerate() {
-                        for c in 0..CHUNK {
-                            tj[c] = ga[0] * g[j][c] + ga[1] * g[3 + j][c] + ga[2] * g[6 + j][c];
-                        }
-                    }
-                }
-                for (a, ta) in t.iter().enumerate() {
-                    for (bb, gb) in G.iter().enumerate() {
-                        let val = &mut vals[a * ALPHA + bb][rr];
-                        for (c, vc) in val.iter_mut().enumerate() {
-                            *vc = ta[0][c] * gb[0] + ta[1][c] * gb[1] + ta[2][c] * gb[2];
-                        }
-                    }
-                }
+            for (rr, b) in buf.iter_mut().enumerate().take(here) {
+                w.read_into(((co0 + panel * mr + rr) * cin + ci0) * 9, &mut b[..9 * n]);
             }
-            for (xi, v) in vals.iter().enumerate() {
-                let at = xi * su + (panel * cin + ci0) * mr;
-                let dst = &mut u[at..at + n * mr];
-                for (c, d) in dst.chunks_exact_mut(mr).enumerate() {
-                    for (rr, x) in d.iter_mut().enumerate() {
-                        *x = v[rr][c];
+            for c in 0..n {
+                // g[k][rr]: tap k of row rr (rows past the panel's last stay zero).
+                let mut g = [[0.0f32; ROWS]; 9];
+                for (rr, b) in buf.iter().enumerate().take(here) {
+                    for (k, gk) in g.iter_mut().enumerate() {
+                        gk[rr] = b[c * 9 + k];
+                    }
+                }
+                // t = G g (6×3 per row: column j of t is `G (g_j, g_3+j, g_6+j)`), then
+                // U = t Gᵀ (row a of U is `G (t_a0, t_a1, t_a2)`), both by `g_rows`.
+                let t = [
+                    g_rows(&g[0], &g[3], &g[6]),
+                    g_rows(&g[1], &g[4], &g[7]),
+                    g_rows(&g[2], &g[5], &g[8]),
+                ];
+                let base = (panel * cin + ci0 + c) * mr;
+                for a in 0..ALPHA {
+                    for (bb, val) in g_rows(&t[0][a], &t[1][a], &t[2][a]).into_iter().enumerate() {
+                        let at = (a * ALPHA + bb) * su + base;
+                        let dst = &mut u[at..at + mr];
+                        if let Ok(d) = <&mut [f32; ROWS]>::try_from(&mut *dst) {
+                            // Fixed length: one vector store, not a `memcpy` call.
+                            *d = val;
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(&val) {
+                                *d = v;
+                            }
+                        }
                     }
                 }
             }
@@ -235,10 +246,9 @@ impl Fast {
             // SAFETY: `Isa::Avx2` / `Isa::Avx512` are only chosen by `Fast::new` on a CPU with
             // those features.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { x86::filter_transform_avx2(w, block, cin, mr, su, u) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { x86::filter_transform_avx512(w, block, cin, mr, su, u) },
+            Isa::Avx2 | Isa::Avx512 => unsafe {
+                x86::filter_transform_ymm(w, block, cin, mr, su, u)
+            },
             Isa::Portable => filter_transform(w, block, cin, mr, su, u),
         }
     }
@@ -305,30 +315,14 @@ impl Fast {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{filter_transform, input_transform, VPack};
+    use super::{input_transform, VPack};
     use crate::conv::ConvInput;
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
 
-    /// The filter and input transforms compiled with target features `$features`.
+    /// The input transform compiled with target features `$features`.
     macro_rules! compiled_with {
-        ($features:literal, $filter:ident, $input:ident) => {
-            /// [`filter_transform`] compiled with these features.
-            ///
-            /// # Safety
-            /// The CPU must support them.
-            #[target_feature(enable = $features)]
-            pub(super) unsafe fn $filter(
-                w: &TensorView<'_>,
-                block: (usize, usize),
-                cin: usize,
-                mr: usize,
-                su: usize,
-                u: &mut [f32],
-            ) {
-                filter_transform(w, block, cin, mr, su, u);
-            }
-
+        ($features:literal, $input:ident) => {
             /// [`input_transform`] compiled with these features.
             ///
             /// # Safety
@@ -350,12 +344,106 @@ mod x86 {
         };
     }
 
-    compiled_with!("avx2,fma", filter_transform_avx2, input_transform_avx2);
-    compiled_with!(
-        "avx512f,avx2,fma",
-        filter_transform_avx512,
-        input_transform_avx512
-    );
+    compiled_with!("avx2,fma", input_transform_avx2);
+    compiled_with!("avx512f,avx2,fma", input_transform_avx512);
+
+    /// [`super::g_rows`] on vectors (the same operations in the same order: the same bits).
+    #[inline(always)]
+    unsafe fn g_rows8(x0: __m256, x1: __m256, x2: __m256) -> [__m256; 6] {
+        // SAFETY (whole body): AVX arithmetic on registers; the caller has AVX2.
+        unsafe {
+            let c = _mm256_set1_ps;
+            let s = _mm256_add_ps(x0, x2);
+            let p = _mm256_add_ps(
+                _mm256_mul_ps(x0, c(1.0 / 24.0)),
+                _mm256_mul_ps(x2, c(1.0 / 6.0)),
+            );
+            let q = _mm256_mul_ps(x1, c(1.0 / 12.0));
+            [
+                _mm256_mul_ps(x0, c(1.0 / 4.0)),
+                _mm256_mul_ps(_mm256_add_ps(s, x1), c(-1.0 / 6.0)),
+                _mm256_mul_ps(_mm256_sub_ps(s, x1), c(-1.0 / 6.0)),
+                _mm256_add_ps(p, q),
+                _mm256_sub_ps(p, q),
+                x2,
+            ]
+        }
+    }
+
+    /// [`super::filter_transform`] with AVX2 vectors across the 8 rows of a panel (the same
+    /// arithmetic, so the same bits): the taps are gathered from the rows' weights read 16
+    /// channels at a time, each `U_ξ[panel, ci]` is one (masked, for `mr < 8`) store.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn filter_transform_ymm(
+        w: &TensorView<'_>,
+        block: (usize, usize),
+        cin: usize,
+        mr: usize,
+        su: usize,
+        u: &mut [f32],
+    ) {
+        use super::{ALPHA, POS};
+        const CHUNK: usize = 16;
+        const ROWS: usize = 8;
+        const ROW: usize = 9 * CHUNK;
+        let (co0, rows) = block;
+        assert!((1..=ROWS).contains(&mr), "panel height {mr} outside 1..=8");
+        let panels = rows.div_ceil(mr);
+        if panels == 0 || cin == 0 {
+            return;
+        }
+        // Every store below writes `u[ξ·su + (panel·cin + ci)·mr ..][..mr]`.
+        assert!(su >= panels * cin * mr && u.len() >= (POS - 1) * su + panels * cin * mr);
+        let mut buf = [[0.0f32; ROW]; ROWS];
+        // SAFETY (whole block): AVX2 on a CPU that has it; gathers read `buf` (offsets below
+        // `ROWS·ROW`), stores stay inside `u` (asserted above).
+        unsafe {
+            let lanes: [i32; ROWS] = core::array::from_fn(|i| if i < mr { -1 } else { 0 });
+            let mask = _mm256_loadu_si256(lanes.as_ptr() as *const __m256i);
+            let offs: [i32; ROWS] = core::array::from_fn(|i| (i * ROW) as i32);
+            let idx = _mm256_loadu_si256(offs.as_ptr() as *const __m256i);
+            for panel in 0..panels {
+                let here = mr.min(rows - panel * mr);
+                for b in buf.iter_mut().skip(here) {
+                    b.fill(0.0);
+                }
+                let mut ci0 = 0;
+                while ci0 < cin {
+                    let n = CHUNK.min(cin - ci0);
+                    for (rr, b) in buf.iter_mut().enumerate().take(here) {
+                        w.read_into(((co0 + panel * mr + rr) * cin + ci0) * 9, &mut b[..9 * n]);
+                    }
+                    let src = buf.as_ptr() as *const f32;
+                    for c in 0..n {
+                        let g: [__m256; 9] = core::array::from_fn(|k| {
+                            _mm256_i32gather_ps::<4>(src.add(c * 9 + k), idx)
+                        });
+                        let t = [
+                            g_rows8(g[0], g[3], g[6]),
+                            g_rows8(g[1], g[4], g[7]),
+                            g_rows8(g[2], g[5], g[8]),
+                        ];
+                        let base = (panel * cin + ci0 + c) * mr;
+                        for a in 0..ALPHA {
+                            let o = g_rows8(t[0][a], t[1][a], t[2][a]);
+                            for (bb, v) in o.into_iter().enumerate() {
+                                let p = u.as_mut_ptr().add((a * ALPHA + bb) * su + base);
+                                if mr == ROWS {
+                                    _mm256_storeu_ps(p, v);
+                                } else {
+                                    _mm256_maskstore_ps(p, mask, v);
+                                }
+                            }
+                        }
+                    }
+                    ci0 += n;
+                }
+            }
+        }
+    }
 
     /// The row step of the input transform for 8 tiles at a time: `d_i[l] = (Bᵀ e_l)_i` with
     /// `e_l = row[4l .. 4l + 6]`, as [`super::bt`] (the same arithmetic, so the same bits), for
@@ -803,6 +891,32 @@ unsafe fn output_transform(
                 }
             }
             l += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g_rows_is_g_times_the_column() {
+        let mut seed = 1u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
+        };
+        let x: [[f32; 8]; 3] = core::array::from_fn(|_| core::array::from_fn(|_| next()));
+        let o = g_rows(&x[0], &x[1], &x[2]);
+        for (a, row) in G.iter().enumerate() {
+            for l in 0..8 {
+                let want: f64 = (0..3).map(|j| f64::from(row[j]) * f64::from(x[j][l])).sum();
+                let got = f64::from(o[a][l]);
+                assert!(
+                    (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "row {a} lane {l}"
+                );
+            }
         }
     }
 }
