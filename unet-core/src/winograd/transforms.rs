@@ -84,8 +84,9 @@ fn filter_transform(
                     g_rows(&g[2], &g[5], &g[8]),
                 ];
                 let base = (panel * cin + ci0 + c) * mr;
-                for a in 0..ALPHA {
-                    for (bb, val) in g_rows(&t[0][a], &t[1][a], &t[2][a]).into_iter().enumerate() {
+                let [t0, t1, t2] = &t;
+                for (a, ((x0, x1), x2)) in t0.iter().zip(t1).zip(t2).enumerate() {
+                    for (bb, val) in g_rows(x0, x1, x2).into_iter().enumerate() {
                         let at = (a * ALPHA + bb) * su + base;
                         let dst = &mut u[at..at + mr];
                         if let Ok(d) = <&mut [f32; ROWS]>::try_from(&mut *dst) {
@@ -427,8 +428,9 @@ mod x86 {
                             g_rows8(g[2], g[5], g[8]),
                         ];
                         let base = (panel * cin + ci0 + c) * mr;
-                        for a in 0..ALPHA {
-                            let o = g_rows8(t[0][a], t[1][a], t[2][a]);
+                        let [t0, t1, t2] = t;
+                        for (a, ((x0, x1), x2)) in t0.into_iter().zip(t1).zip(t2).enumerate() {
+                            let o = g_rows8(x0, x1, x2);
                             for (bb, v) in o.into_iter().enumerate() {
                                 let p = u.as_mut_ptr().add((a * ALPHA + bb) * su + base);
                                 if mr == ROWS {
