@@ -692,6 +692,17 @@ fn input_transform(
                     &data[start..start + width]
                 };
                 let (i0, i1, i2, i3, i4, i5) = (src(0), src(1), src(2), src(3), src(4), src(5));
+                // The same rows of the next channel: short runs in another plane, which the
+                // hardware prefetchers do not foresee (measured: the loads above stalled).
+                if ci + 1 < cin {
+                    let (next, nw, ny, nx) = plane(input, ci + 1);
+                    for i in 0..ALPHA {
+                        let start = (y0 + i - pad + ny) * nw + nx + first;
+                        if let Some(row) = next.get(start..start + width) {
+                            prefetch(row);
+                        }
+                    }
+                }
                 let (r0, rest) = strip.split_at_mut(STRIP_W);
                 let (r1, rest) = rest.split_at_mut(STRIP_W);
                 let (r2, rest) = rest.split_at_mut(STRIP_W);
@@ -788,6 +799,22 @@ fn input_transform(
             }
         }
     }
+}
+
+/// Hints the CPU to bring `data` into the caches (x86-64; nothing elsewhere).
+#[inline(always)]
+fn prefetch(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(16) {
+        // SAFETY: a prefetch hint never faults, and the address is inside `data` anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr() as *const i8
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 /// ReLU that keeps NaN.
