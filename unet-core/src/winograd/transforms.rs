@@ -762,17 +762,19 @@ fn input_transform(
                     let mut dst = v[a * ALPHA * sv + at..].chunks_mut(sv);
                     let mut next = || dst.next().map(|d| &mut d[..len]).unwrap_or(&mut []);
                     let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
-                    let mut done = 0;
                     #[cfg(target_arch = "x86_64")]
-                    if ymm && d5.len() == len {
+                    let done = if ymm && d5.len() == len {
                         // SAFETY: `ymm` is only set by callers compiled with AVX2; the strip row
                         // holds tiles `l0..l0 + len` plus the slack `row_bt_ymm` reads.
-                        done = unsafe {
-                            x86::row_bt_ymm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5])
-                        };
-                    }
+                        unsafe { x86::row_bt_ymm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5]) }
+                    } else {
+                        0
+                    };
                     #[cfg(not(target_arch = "x86_64"))]
-                    let _ = ymm;
+                    let done = {
+                        let _ = ymm;
+                        0
+                    };
                     let row = &row[TILE * l0..TILE * (l0 + len) + 2];
                     for l in done..len.min(d5.len()) {
                         let e = &row[TILE * l..TILE * l + 6];
