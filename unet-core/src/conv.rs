@@ -545,6 +545,46 @@ pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
     }
 }
 
+/// [`maxpool2x2`] on the workers of `exec`: each job pools a run of whole channels (writing
+/// only their planes of `out`). The same contract and result.
+pub fn maxpool2x2_exec(exec: &dyn crate::exec::Executor, input: Map<'_>, out: MapMut<'_>) {
+    let (c, oh, ow) = (out.c, out.h, out.w);
+    let workers = exec.workers().max(1);
+    let plane = oh * ow;
+    if workers == 1 || c < 2 || plane == 0 {
+        return maxpool2x2(input, out);
+    }
+    // About four runs of channels per worker (equal shares even if one worker is late).
+    let per = c.div_ceil(4 * workers);
+    let planes = crate::exec::Shared::new(&mut out.data[..c * plane]);
+    let job = |j: usize, _w: usize| {
+        let c0 = j * per;
+        let n = per.min(c - c0);
+        // SAFETY: job `j` alone owns the planes of channels `c0..c0 + n` (jobs are distinct
+        // runs of channels; the `Executor` contract runs each job once).
+        let Some(data) = (unsafe { planes.range(c0 * plane, n * plane) }) else {
+            return;
+        };
+        let off = c0 * input.h * input.w;
+        let part = Map {
+            data: &input.data[off..],
+            c: n,
+            h: input.h,
+            w: input.w,
+        };
+        maxpool2x2(
+            part,
+            MapMut {
+                data,
+                c: n,
+                h: oh,
+                w: ow,
+            },
+        );
+    };
+    exec.run(c.div_ceil(per), &job);
+}
+
 /// `max` that returns NaN if either argument is NaN (as PyTorch's max-pool does). Branch-free
 /// enough to vectorise: `a ≥ b` is false whenever `b` is NaN, and a NaN `a` is kept explicitly.
 #[inline(always)]

@@ -1,8 +1,9 @@
 //! Using several cores: the [`Executor`] seam. unet-core never spawns threads; the caller brings
 //! an executor ([`Sequential`] here, [`RayonExecutor`] with the `rayon` feature, or their own,
 //! e.g. a camera pipeline's worker pool). Two things run on it: the tiles of a frame
-//! ([`crate::Model::segment`]) and the column blocks of every convolution GEMM of one tile
-//! ([`crate::Model::forward_with`], through [`crate::gemm::gemm_exec`]).
+//! ([`crate::Model::segment`]) and the work of every convolution of one tile
+//! ([`crate::Model::forward_with`]: column blocks through [`crate::gemm::gemm_exec`], Winograd
+//! blocks through [`crate::winograd::conv3x3_winograd_exec`]).
 
 use core::marker::PhantomData;
 

@@ -100,9 +100,10 @@ impl<'a> Model<'a> {
         self.forward_with(&Sequential, plan, input, scratch, output)
     }
 
-    /// [`Model::forward`] on the workers of `exec`: every convolution's output pixels are split
-    /// between them ([`crate::gemm::gemm_exec`]; pooling and the 1×1 head stay on the calling
-    /// thread). The result is bit-identical to [`Model::forward`]'s for any number of workers.
+    /// [`Model::forward`] on the workers of `exec`: every convolution is split between them
+    /// (direct path: output pixels, [`crate::gemm::gemm_exec`]; Winograd: blocks of tiles or of
+    /// channels, [`crate::winograd::conv3x3_winograd_exec`]; pooling and the 1×1 head stay on
+    /// the calling thread). The result is bit-identical to [`Model::forward`]'s for any number of workers.
     ///
     /// `plan` must have room for the workers: `exec.workers() ≤` [`Plan::workers`] (make it
     /// with [`Model::plan_workers`]), otherwise [`Error::InvalidArgument`]. Never allocates
@@ -257,7 +258,7 @@ impl<'a> Model<'a> {
                     h: sh.enc_out[i] / 2,
                     w: sw.enc_out[i] / 2,
                 };
-                conv::maxpool2x2(inp, out);
+                conv::maxpool2x2_exec(exec, inp, out);
             }
         }
 

@@ -116,8 +116,10 @@ impl Plan {
 
     /// Both choices at once: `algo` for the 3×3 convolutions and room for `workers` workers.
     /// Direct-path layers split their output columns between the workers; Winograd layers
-    /// run on the calling thread and use the whole pack region as their work area (it is at
-    /// least as large as one worker's share).
+    /// split blocks of tiles or of channels ([`crate::winograd::spread`]) and use the pack
+    /// region as their work area (a shared part and one part per worker, within the same
+    /// budget as one worker's: the paper's tile stays within 1.2× of the lower bound for 1 and
+    /// 2 workers).
     pub fn with_options(
         config: &Config,
         h: usize,

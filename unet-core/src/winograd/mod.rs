@@ -16,8 +16,20 @@
 //! and the output channels are taken `Blocking::rows` at a time (`U`: `36·rows·C_in`, `M`:
 //! `36·rows·tiles`). When all output channels fit one block, `U` is computed once per call;
 //! otherwise it is recomputed for every block of tiles (the cost is then
-//! about `2.25 / tiles` of the products' flops: a transform is ~162 flops per filter, the
-//! products 72·tiles). [`WORK_BUDGET`] bounds the blocks.
+//! about `0.7 / tiles` of the products' flops: a transform is ~50 flops per filter using `G`'s
+//! structure, the products 72·tiles). [`WORK_BUDGET`] bounds the blocks. `U` is stored in the
+//! kernel's micro-panels and `V` as packed GEMM columns ([`gemm::PackA::packed`],
+//! [`gemm::PackB::packed`]), so the GEMM reads both in place instead of copying them.
+//!
+//! Several workers ([`conv3x3_winograd_exec`], [`spread`]): each takes whole blocks of tiles
+//! with its own `V`, `M` and packing, or — for deep layers with fewer than [`MIN_TILES`] tiles
+//! per worker — blocks of output channels over a shared `V`; the work area stays within the same
+//! budget (each worker gets a share), and the result is bit-identical for any worker count.
+//!
+//! Code: this module holds the rules, sizes and checks; `engine` runs a call (the split, the
+//! 36 products); `transforms` the three transforms (portable, and with AVX2/AVX-512 target
+//! features; the filter transform, the output transform's interleave and the input transform's
+//! row step in AVX2 intrinsics — the same arithmetic, so the same bits, as the portable code).
 //!
 //! Which convolutions use it: [`ConvAlgo`] (a [`crate::Plan`] setting; [`ConvAlgo::Auto`] applies
 //! [`prefers_winograd`], a rule measured on this crate's benchmarks).
