@@ -10,7 +10,7 @@
 //! scratch:
 //! - [`conv3x3`]: `M = C_out`, `K = C_in·9`, `N = out_h·out_w`; A is the weight tensor
 //!   `[C_out, C_in·9]` as stored; B is the im2col matrix of the input, which is never
-//!   materialised: it is generated panel by panel while packing ([`Im2col`]), straight from the
+//!   materialised: it is generated panel by panel while packing (`Im2col`), straight from the
 //!   one or two (cropped) input maps, with zeros outside the window for 'same' padding.
 //! - [`up2x2`]: `M = C_out·4` (rows `(co, i, j)`), `K = C_in`, `N = in_h·in_w`; A is the
 //!   transpose of the stored `[C_in, C_out·4]` weights, B is the input map itself, and the

@@ -156,8 +156,9 @@ fn plane<'s>(input: &ConvInput<'s>, mut ci: usize) -> (&'s [f32], usize, usize, 
 pub(super) struct VPack {
     /// Input channels (GEMM depth).
     pub cin: usize,
-    /// Tiles of the block, and rounded up to `nr`.
+    /// Tiles of the block (GEMM columns).
     pub tb: usize,
+    /// `tb` rounded up to whole micro-panels of `nr`.
     pub tbp: usize,
     /// The GEMM's K block depth for `cin`.
     pub kc_step: usize,
