@@ -398,3 +398,120 @@ pub(super) fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::{PackA, PackB};
+
+    /// What `PackB::pack_b` must produce, straight from its definition.
+    fn want_b(
+        f: impl Fn(usize, usize) -> f32,
+        k0: usize,
+        kc: usize,
+        n: usize,
+        nr: usize,
+    ) -> Vec<f32> {
+        let mut out = vec![0.0; n.div_ceil(nr) * nr * kc];
+        for s in 0..n.div_ceil(nr) {
+            for p in 0..kc {
+                for c in 0..nr {
+                    let j = s * nr + c;
+                    if j < n {
+                        out[(s * kc + p) * nr + c] = f(k0 + p, j);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn packed_v_in_place_equals_its_packing_and_the_definition() {
+        // Two K blocks (300 = 2 × 150) and a last panel with padding (45 = 2·16 + 13).
+        let (cin, tb, nr) = (300, 45, 16);
+        let vp = VPack::new(cin, tb, nr);
+        assert_eq!(vp.tbp, 48);
+        let f = |ci: usize, t: usize| (ci * 1000 + t) as f32;
+        let mut data = vec![f32::NAN; vp.len()];
+        for ci in 0..cin {
+            for t in 0..vp.tbp {
+                data[vp.at(ci, t)] = if t < tb { f(ci, t) } else { 0.0 };
+            }
+        }
+        let v = PackedV { data: &data, vp };
+        let step = gemm::k_step(cin);
+        let mut k0 = 0;
+        while k0 < cin {
+            let kc = step.min(cin - k0);
+            let want = want_b(f, k0, kc, tb, nr);
+            let mut packed = vec![f32::NAN; want.len()];
+            v.pack_b(k0, kc, 0, tb, nr, &mut packed);
+            assert_eq!(packed, want, "pack_b, block at {k0}");
+            let inplace = v.packed(k0, kc, 0, tb, nr).expect("stored blocking");
+            assert_eq!(&inplace[..want.len()], &want[..], "packed, block at {k0}");
+            k0 += kc;
+        }
+        // Another panel width or blocking: no in-place slice.
+        assert!(v.packed(0, step, 0, tb, 8).is_none());
+        assert!(v.packed(1, step - 1, 0, tb, nr).is_none());
+    }
+
+    #[test]
+    fn panels_in_place_equal_their_packing_and_the_definition() {
+        let (rows_all, depth, mr): (usize, usize, usize) = (20, 7, 8);
+        let padded = rows_all.div_ceil(mr) * mr;
+        let f = |i: usize, p: usize| (i * 100 + p + 1) as f32;
+        let mut data = vec![0.0f32; padded * depth];
+        for i in 0..rows_all {
+            for p in 0..depth {
+                data[((i / mr) * depth + p) * mr + i % mr] = f(i, p);
+            }
+        }
+        for (row0, rows) in [(0, 20), (8, 12), (8, 5), (3, 9)] {
+            let a = Panels {
+                data: &data,
+                row0,
+                rows,
+                depth,
+                mr,
+            };
+            for (m0, mc) in [
+                (0, rows),
+                (0, rows.min(8)),
+                (rows.min(8), rows - rows.min(8)),
+            ] {
+                if mc == 0 {
+                    continue;
+                }
+                let len = mc.div_ceil(mr) * mr * depth;
+                let mut packed = vec![f32::NAN; len];
+                a.pack_a(m0, mc, 0, depth, mr, &mut packed);
+                for s in 0..mc.div_ceil(mr) {
+                    for p in 0..depth {
+                        for r in 0..mr {
+                            let i = m0 + s * mr + r;
+                            let got = packed[(s * depth + p) * mr + r];
+                            // Rows past the block may hold the next rows of `U` (dropped by
+                            // the GEMM) or zeros; rows inside must be exact.
+                            if i < m0 + mc {
+                                assert_eq!(got, f(row0 + i, p), "row0 {row0} m0 {m0} i {i} p {p}");
+                            }
+                        }
+                    }
+                }
+                if let Some(inplace) = a.packed(m0, mc, 0, depth, mr) {
+                    assert!((row0 + m0) % mr == 0);
+                    for (k, (&x, &y)) in inplace[..len].iter().zip(&packed).enumerate() {
+                        let (s, r) = (k / (depth * mr), k % mr);
+                        if m0 + s * mr + r < m0 + mc {
+                            assert_eq!(x, y, "in place vs packed at {k}");
+                        }
+                    }
+                } else {
+                    assert!((row0 + m0) % mr != 0, "aligned blocks are read in place");
+                }
+            }
+        }
+    }
+}
