@@ -19,20 +19,20 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   seeds=()
   [ -d "$here/seeds/$t" ] && seeds=("$here/seeds/$t")
-  dict=()
-  [ "$t" = model_file ] && dict=(-dict="$here/dict/safetensors.dict")
+  extra=()
+  [ "$t" = model_file ] && extra=(-dict="$here/dict/safetensors.dict")
   # c_api: libunet runs tiles on scoped threads spawned per call. std lets `join` return before
   # the native thread has run its TLS destructors, so glibc's 32-byte TLS-destructor node can
   # still be allocated when libFuzzer checks an input for leaks: a false "leak" about once in
   # 70,000 executions (seen in the long run). Leaks of the C API are checked where threads are
   # joined at exit: valgrind --leak-check=full and the ASan/LSan C harness (unet-ffi tests,
   # .ci/sanitizers.sh).
-  [ "$t" = c_api ] && dict=(-detect_leaks=0)
+  [ "$t" = c_api ] && extra=(-detect_leaks=0)
   echo "--- fuzzing $t for ${secs}s"
   log="$(mktemp)"
   status=0
   cargo +nightly fuzz run -O "$t" "$corpus" "${seeds[@]}" -- \
-    -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 "${dict[@]}" >"$log" 2>&1 || status=$?
+    -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1 || status=$?
   grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|panicked|SUMMARY" "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -n 40 "$log"
