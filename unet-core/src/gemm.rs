@@ -402,10 +402,12 @@ where
     }
     match kernel.0 {
         Imp::Portable => run::<portable::Portable, A, B, D>(m, k, cols, a, b, dest, pack),
+        // SAFETY: these kernels exist only on a CPU with their features.
         #[cfg(target_arch = "x86_64")]
-        Imp::Avx2Fma => run::<avx2::Avx2Fma, A, B, D>(m, k, cols, a, b, dest, pack),
+        Imp::Avx2Fma => unsafe { run_avx2(m, k, cols, a, b, dest, pack) },
+        // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Imp::Avx512 => run::<avx512::Avx512, A, B, D>(m, k, cols, a, b, dest, pack),
+        Imp::Avx512 => unsafe { run_avx512(m, k, cols, a, b, dest, pack) },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         Imp::Neon => run::<neon::Neon, A, B, D>(m, k, cols, a, b, dest, pack),
     }
@@ -425,8 +427,56 @@ pub const fn k_step(k: usize) -> usize {
     }
 }
 
+/// [`run`] with the AVX2 kernel, compiled with AVX2+FMA: the stores around the kernel (inlined
+/// into [`run`]) get the same vector width instead of baseline x86-64 code.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; [`run`]'s preconditions hold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<A, B, D>(
+    m: usize,
+    k: usize,
+    cols: Range<usize>,
+    a: &A,
+    b: &B,
+    dest: &mut D,
+    pack: &mut [f32],
+) where
+    A: PackA + ?Sized,
+    B: PackB + ?Sized,
+    D: Dest + ?Sized,
+{
+    run::<avx2::Avx2Fma, A, B, D>(m, k, cols, a, b, dest, pack);
+}
+
+/// [`run`] with the AVX-512 kernel, compiled with AVX-512F (as [`run_avx2`]).
+///
+/// # Safety
+/// The CPU must support AVX-512F; [`run`]'s preconditions hold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512<A, B, D>(
+    m: usize,
+    k: usize,
+    cols: Range<usize>,
+    a: &A,
+    b: &B,
+    dest: &mut D,
+    pack: &mut [f32],
+) where
+    A: PackA + ?Sized,
+    B: PackB + ?Sized,
+    D: Dest + ?Sized,
+{
+    run::<avx512::Avx512, A, B, D>(m, k, cols, a, b, dest, pack);
+}
+
 /// The five loops. Preconditions (checked by [`gemm`]): dimensions agree, `cols ⊆ 0..n`,
-/// `pack.len() ≥ pack_len_tile(K::MR, K::NR, m, cols.len(), k)`.
+/// `pack.len() ≥ pack_len_tile(K::MR, K::NR, m, cols.len(), k)`. Inlined into its callers (and
+/// the destinations' `store` into it), so that [`run_avx2`] / [`run_avx512`] compile the loops
+/// with their target features.
+#[inline(always)]
 fn run<K, A, B, D>(
     m: usize,
     k: usize,
@@ -558,7 +608,7 @@ impl<D: SharedDest + ?Sized> Dest for Columns<'_, D> {
     fn dims(&self) -> (usize, usize) {
         self.0.dims()
     }
-    #[inline]
+    #[inline(always)]
     fn store(
         &mut self,
         m0: usize,
@@ -671,10 +721,12 @@ where
         // Checked above: dimensions agree, `cols ⊆ 0..n`, `p` is long enough.
         match kernel.0 {
             Imp::Portable => run::<portable::Portable, A, B, _>(m, k, cols, a, b, &mut part, p),
+            // SAFETY: these kernels exist only on a CPU with their features.
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx2Fma => run::<avx2::Avx2Fma, A, B, _>(m, k, cols, a, b, &mut part, p),
+            Imp::Avx2Fma => unsafe { run_avx2(m, k, cols, a, b, &mut part, p) },
+            // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Imp::Avx512 => run::<avx512::Avx512, A, B, _>(m, k, cols, a, b, &mut part, p),
+            Imp::Avx512 => unsafe { run_avx512(m, k, cols, a, b, &mut part, p) },
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Imp::Neon => run::<neon::Neon, A, B, _>(m, k, cols, a, b, &mut part, p),
         }

@@ -282,7 +282,7 @@ impl Dest for MatMut<'_, '_> {
     fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }
-    #[inline]
+    #[inline(always)]
     fn store(
         &mut self,
         m0: usize,
@@ -361,7 +361,7 @@ unsafe impl super::SharedDest for MatShared<'_, '_> {
     fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }
-    #[inline]
+    #[inline(always)]
     unsafe fn store_shared(
         &self,
         m0: usize,
