@@ -285,6 +285,46 @@ pub(super) fn run(
         unsafe { parts.range(wk.saturating_mul(lay.each()), lay.each()) }.map(|p| own(&lay, p))
     };
     let rows_step = sp.bl.rows.min(cout);
+    // One block of work: output channels `co0..co0 + rows` of the tiles `t0..t0 + vp.tb`, from
+    // `v` (`V_ξ` `sv` apart), with a worker's own `U` rows (unless `U` is shared), `M` and
+    // packing. Every job below calls it for tiles or channels no other job touches.
+    let block = |u_own: &mut [f32],
+                 m: &mut [f32],
+                 pack: &mut [f32],
+                 v: &[f32],
+                 sv: usize,
+                 vp: &VPack,
+                 t0: usize,
+                 co0: usize,
+                 rows: usize| {
+        let (u, su, row0): (&[f32], usize, usize) = if sp.u_once {
+            (u_all, su_all, co0)
+        } else {
+            let su = u_stride(rows, mr, cin);
+            fast.filter_transform(cv.w, (co0, rows), cin, mr, su, u_own);
+            (u_own, su, 0)
+        };
+        if products(cv.kernel, u, su, row0, rows, cin, v, sv, vp, m, pack).is_err() {
+            failed.store(true, Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: the jobs below hand each call distinct tiles (blocks of tiles) or distinct
+        // channels (blocks of channels), so no other thread touches these pixels meanwhile.
+        unsafe {
+            fast.output_transform(
+                m,
+                rows * vp.tb + SKEW,
+                rows,
+                vp.tb,
+                co0,
+                t0,
+                tw,
+                cv.b,
+                cv.relu,
+                &out,
+            )
+        };
+    };
     match sp.by {
         SplitBy::Tiles => {
             let tiles = sp.bl.tiles.min(total);
@@ -294,41 +334,13 @@ pub(super) fn run(
                     return;
                 };
                 let t0 = j * tiles;
-                let tb = tiles.min(total - t0);
-                let vp = VPack::new(cin, tb, nr);
+                let vp = VPack::new(cin, tiles.min(total - t0), nr);
                 let sv = vp.len() + SKEW;
                 fast.input_transform(cv.input, cv.pad, tw, t0, &vp, sv, o.v, o.strip);
                 let mut co0 = 0;
                 while co0 < cout {
                     let rows = rows_step.min(cout - co0);
-                    let (u, su, row0): (&[f32], usize, usize) = if sp.u_once {
-                        (u_all, su_all, co0)
-                    } else {
-                        let su = u_stride(rows, mr, cin);
-                        fast.filter_transform(cv.w, (co0, rows), cin, mr, su, o.u);
-                        (o.u, su, 0)
-                    };
-                    let r = products(cv.kernel, u, su, row0, rows, cin, o.v, sv, &vp, o.m, o.pack);
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    // SAFETY: this job alone handles tiles `t0..t0 + tb` (jobs are distinct
-                    // blocks of tiles).
-                    unsafe {
-                        fast.output_transform(
-                            o.m,
-                            rows * tb + SKEW,
-                            rows,
-                            tb,
-                            co0,
-                            t0,
-                            tw,
-                            cv.b,
-                            cv.relu,
-                            &out,
-                        )
-                    };
+                    block(o.u, o.m, o.pack, o.v, sv, &vp, t0, co0, rows);
                     co0 += rows;
                 }
             };
@@ -343,8 +355,7 @@ pub(super) fn run(
             let chunk = chunk.min(rows_step);
             let mut t0 = 0;
             while t0 < total {
-                let tb = sp.bl.tiles.min(total - t0);
-                let vp = VPack::new(cin, tb, nr);
+                let vp = VPack::new(cin, sp.bl.tiles.min(total - t0), nr);
                 let sv = vp.len() + SKEW;
                 fast.input_transform(cv.input, cv.pad, tw, t0, &vp, sv, v_all, strip_all);
                 let v_all: &[f32] = v_all;
@@ -354,40 +365,20 @@ pub(super) fn run(
                         return;
                     };
                     let co0 = j * chunk;
-                    let rows = chunk.min(cout - co0);
-                    let (u, su, row0): (&[f32], usize, usize) = if sp.u_once {
-                        (u_all, su_all, co0)
-                    } else {
-                        let su = u_stride(rows, mr, cin);
-                        fast.filter_transform(cv.w, (co0, rows), cin, mr, su, o.u);
-                        (o.u, su, 0)
-                    };
-                    let r = products(
-                        cv.kernel, u, su, row0, rows, cin, v_all, sv, &vp, o.m, o.pack,
+                    block(
+                        o.u,
+                        o.m,
+                        o.pack,
+                        v_all,
+                        sv,
+                        &vp,
+                        t0,
+                        co0,
+                        chunk.min(cout - co0),
                     );
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    // SAFETY: this job alone handles channels `co0..co0 + rows` (jobs are
-                    // distinct blocks of channels).
-                    unsafe {
-                        fast.output_transform(
-                            o.m,
-                            rows * tb + SKEW,
-                            rows,
-                            tb,
-                            co0,
-                            t0,
-                            tw,
-                            cv.b,
-                            cv.relu,
-                            &out,
-                        )
-                    };
                 };
                 exec.run(cout.div_ceil(chunk), &job);
-                t0 += tb;
+                t0 += vp.tb;
             }
         }
     }
