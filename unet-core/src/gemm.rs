@@ -419,11 +419,10 @@ where
 /// covers depths `i·k_step(k) .. min((i+1)·k_step(k), k)`. Operands stored pre-packed
 /// ([`PackB::packed`]) follow it.
 pub const fn k_step(k: usize) -> usize {
-    let blocks = if k == 0 { 1 } else { k.div_ceil(KC) };
     if k == 0 {
         0
     } else {
-        k.div_ceil(blocks)
+        k.div_ceil(k.div_ceil(KC))
     }
 }
 
