@@ -213,7 +213,12 @@ impl<'a> Epilogue<'a> {
     /// Bias of row `i`.
     #[inline(always)]
     pub(crate) fn bias(&self, i: usize) -> f32 {
-        self.bias.map_or(0.0, |b| b.get(i / self.group))
+        // A plain `match` (not `map_or` with a closure, which the compiler kept out of line: a
+        // call per stored row, 2.5 % of a base-16 tile whose products have K = 16).
+        match self.bias {
+            None => 0.0,
+            Some(b) => b.get(i / self.group),
+        }
     }
 
     /// Whether the final store applies ReLU.

@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::transforms::{Fast, VPack};
+use super::transforms::{Fast, UPack, VPack};
 use super::{Layout, SplitBy, Spread, POS, SKEW};
 use crate::conv::{ConvInput, MapMut};
 use crate::error::Error;
@@ -76,46 +76,42 @@ impl<'a> OutPtr<'a> {
     }
 }
 
-/// The left operand `U_ξ` stored already packed for the kernel: micro-panels of `mr` rows over
-/// the whole depth, element `(i, p)` of the full matrix at `data[((i / mr)·depth + p)·mr + i % mr]`
-/// (rows past the last one in the last panel are zero). The operand is rows `row0..row0 + rows`
-/// of it; when `row0` is a multiple of the kernel's `mr`, packing a block is one contiguous copy
-/// per panel.
+/// The left operand `U_ξ` stored already packed for the kernel ([`UPack`]): rows
+/// `row0..row0 + rows` of the stored matrix. When `row0` is a multiple of the kernel's `mr`
+/// and the GEMM asks for the stored K blocks, it reads the panels in place.
 struct Panels<'a> {
     data: &'a [f32],
     row0: usize,
     rows: usize,
-    depth: usize,
-    mr: usize,
+    up: UPack,
 }
 
 impl gemm::PackA for Panels<'_> {
     fn dims(&self) -> (usize, usize) {
-        (self.rows, self.depth)
+        (self.rows, self.up.cin)
     }
 
     fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         let panels = dst.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr));
+        let up = &self.up;
         // Whole stored panels (rows past the operand's last one in the last panel are either
         // the stored zeros or the next rows of `U`: the kernel computes them, the store drops
         // them).
         let first = self.row0 + m0;
-        if mr == self.mr && first.is_multiple_of(mr) {
+        if mr == up.mr && first.is_multiple_of(mr) && up.block(k0) == (k0, kc) {
             for (s, panel) in panels.enumerate() {
-                let at = ((first / mr + s) * self.depth + k0) * mr;
+                let at = up.at(first + s * mr, k0);
                 panel.copy_from_slice(&self.data[at..at + kc * mr]);
             }
             return;
         }
-        // Unaligned rows or another panel height: element by element.
+        // Unaligned rows, another panel height or another blocking: element by element.
         for (s, panel) in panels.enumerate() {
             for (p, d) in panel.chunks_exact_mut(mr).enumerate() {
                 for (r, x) in d.iter_mut().enumerate() {
                     let i = m0 + s * mr + r;
                     *x = if i < (m0 + mc).min(self.rows) {
-                        let i = self.row0 + i;
-                        let at = ((i / self.mr) * self.depth + k0 + p) * self.mr + i % self.mr;
-                        self.data[at]
+                        self.data[up.at(self.row0 + i, k0 + p)]
                     } else {
                         0.0
                     };
@@ -125,12 +121,12 @@ impl gemm::PackA for Panels<'_> {
     }
 
     fn packed(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
-        // Stored panels span the whole depth: in place when one K block covers it.
+        let up = &self.up;
         let first = self.row0 + m0;
-        if mr != self.mr || !first.is_multiple_of(mr) || k0 != 0 || kc != self.depth {
+        if mr != up.mr || !first.is_multiple_of(mr) || up.block(k0) != (k0, kc) {
             return None;
         }
-        let at = first * self.depth;
+        let at = up.at(first, k0);
         self.data.get(at..at + mc.div_ceil(mr) * mr * kc)
     }
 }
@@ -206,16 +202,16 @@ fn own<'w>(lay: &Layout, part: &'w mut [f32]) -> Own<'w> {
 }
 
 /// The 36 products of one block, `M_ξ = U_ξ · V_ξ` for output channels `co0..co0 + rows`
-/// (rows `row0..` of `u`, whose `U_ξ` are `su` apart) and `vp.tb` tiles (`V_ξ` `sv` apart,
+/// (rows `row0..` of `u`, whose `U_ξ` are `su` apart, packed as `up` says) and `vp.tb` tiles (`V_ξ` `sv` apart,
 /// packed as `vp` says), into `m` (`M_ξ` `rows·tb + SKEW` apart).
 #[allow(clippy::too_many_arguments)]
 fn products(
     kernel: Kernel,
     u: &[f32],
     su: usize,
+    up: &UPack,
     row0: usize,
     rows: usize,
-    cin: usize,
     v: &[f32],
     sv: usize,
     vp: &VPack,
@@ -223,18 +219,16 @@ fn products(
     pack: &mut [f32],
 ) -> Result<(), Error> {
     let tb = vp.tb;
-    let mr = kernel.tile().0;
     let sm = rows * tb + SKEW;
     let internal = Error::InvalidArgument {
         what: "internal: winograd operand sizes",
     };
     for xi in 0..POS {
         let a = Panels {
-            data: u.get(xi * su..xi * su + su - SKEW).ok_or(internal)?,
+            data: u.get(xi * su..xi * su + up.len()).ok_or(internal)?,
             row0,
             rows,
-            depth: cin,
-            mr,
+            up: *up,
         };
         let bm = PackedV {
             data: v.get(xi * sv..xi * sv + vp.len()).ok_or(internal)?,
@@ -297,14 +291,14 @@ pub(super) fn run(
                  t0: usize,
                  co0: usize,
                  rows: usize| {
-        let (u, su, row0): (&[f32], usize, usize) = if sp.u_once {
-            (u_all, su_all, co0)
+        let (u, su, up, row0): (&[f32], usize, UPack, usize) = if sp.u_once {
+            (u_all, su_all, UPack::new(cout, cin, mr), co0)
         } else {
             let su = u_stride(rows, mr, cin);
             fast.filter_transform(cv.w, (co0, rows), cin, mr, su, u_own);
-            (u_own, su, 0)
+            (u_own, su, UPack::new(rows, cin, mr), 0)
         };
-        if products(cv.kernel, u, su, row0, rows, cin, v, sv, vp, m, pack).is_err() {
+        if products(cv.kernel, u, su, &up, row0, rows, v, sv, vp, m, pack).is_err() {
             failed.store(true, Ordering::Relaxed);
             return;
         }
@@ -450,22 +444,29 @@ mod tests {
 
     #[test]
     fn panels_in_place_equal_their_packing_and_the_definition() {
-        let (rows_all, depth, mr): (usize, usize, usize) = (20, 7, 8);
-        let padded = rows_all.div_ceil(mr) * mr;
-        let f = |i: usize, p: usize| (i * 100 + p + 1) as f32;
-        let mut data = vec![0.0f32; padded * depth];
+        // One K block (depth 7) and two (depth 300 = 2 × 150).
+        for depth in [7usize, 300] {
+            panels_case(depth);
+        }
+    }
+
+    fn panels_case(depth: usize) {
+        let (rows_all, mr): (usize, usize) = (20, 8);
+        let up = UPack::new(rows_all, depth, mr);
+        let f = |i: usize, p: usize| (i * 1000 + p + 1) as f32;
+        let mut data = vec![0.0f32; up.len()];
         for i in 0..rows_all {
             for p in 0..depth {
-                data[((i / mr) * depth + p) * mr + i % mr] = f(i, p);
+                data[up.at(i, p)] = f(i, p);
             }
         }
+        let step = gemm::k_step(depth);
         for (row0, rows) in [(0, 20), (8, 12), (8, 5), (3, 9)] {
             let a = Panels {
                 data: &data,
                 row0,
                 rows,
-                depth,
-                mr,
+                up,
             };
             for (m0, mc) in [
                 (0, rows),
@@ -475,32 +476,50 @@ mod tests {
                 if mc == 0 {
                     continue;
                 }
-                let len = mc.div_ceil(mr) * mr * depth;
-                let mut packed = vec![f32::NAN; len];
-                a.pack_a(m0, mc, 0, depth, mr, &mut packed);
-                for s in 0..mc.div_ceil(mr) {
-                    for p in 0..depth {
-                        for r in 0..mr {
-                            let i = m0 + s * mr + r;
-                            let got = packed[(s * depth + p) * mr + r];
-                            // Rows past the block may hold the next rows of `U` (dropped by
-                            // the GEMM) or zeros; rows inside must be exact.
-                            if i < m0 + mc {
-                                assert_eq!(got, f(row0 + i, p), "row0 {row0} m0 {m0} i {i} p {p}");
+                // The stored K blocks, and one that is not (in place never, packed still exact).
+                let mut blocks = std::vec::Vec::new();
+                let mut k0 = 0;
+                while k0 < depth {
+                    blocks.push((k0, step.min(depth - k0), true));
+                    k0 += step;
+                }
+                blocks.push((1, depth - 1, false));
+                for (k0, kc, stored) in blocks {
+                    let len = mc.div_ceil(mr) * mr * kc;
+                    let mut packed = vec![f32::NAN; len];
+                    a.pack_a(m0, mc, k0, kc, mr, &mut packed);
+                    for s in 0..mc.div_ceil(mr) {
+                        for p in 0..kc {
+                            for r in 0..mr {
+                                let i = m0 + s * mr + r;
+                                let got = packed[(s * kc + p) * mr + r];
+                                // Rows past the block may hold the next rows of `U` (dropped by
+                                // the GEMM) or zeros; rows inside must be exact.
+                                if i < m0 + mc {
+                                    assert_eq!(
+                                        got,
+                                        f(row0 + i, k0 + p),
+                                        "row0 {row0} m0 {m0} i {i} k {}",
+                                        k0 + p
+                                    );
+                                }
                             }
                         }
                     }
-                }
-                if let Some(inplace) = a.packed(m0, mc, 0, depth, mr) {
-                    assert!((row0 + m0) % mr == 0);
-                    for (k, (&x, &y)) in inplace[..len].iter().zip(&packed).enumerate() {
-                        let (s, r) = (k / (depth * mr), k % mr);
-                        if m0 + s * mr + r < m0 + mc {
-                            assert_eq!(x, y, "in place vs packed at {k}");
+                    if let Some(inplace) = a.packed(m0, mc, k0, kc, mr) {
+                        assert!((row0 + m0) % mr == 0 && stored);
+                        for (k, (&x, &y)) in inplace[..len].iter().zip(&packed).enumerate() {
+                            let (s, r) = (k / (kc * mr), k % mr);
+                            if m0 + s * mr + r < m0 + mc {
+                                assert_eq!(x, y, "in place vs packed at {k}");
+                            }
                         }
+                    } else {
+                        assert!(
+                            (row0 + m0) % mr != 0 || !stored,
+                            "aligned stored blocks are read in place"
+                        );
                     }
-                } else {
-                    assert!((row0 + m0) % mr != 0, "aligned blocks are read in place");
                 }
             }
         }

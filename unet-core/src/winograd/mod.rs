@@ -66,9 +66,10 @@ const ALPHA: usize = 6;
 const POS: usize = ALPHA * ALPHA;
 /// Output tiles per input strip (a run of tiles in one tile row, transformed together).
 const SEG: usize = 64;
-/// Columns of one row of an input strip: the tiles' `4·SEG + 2` and a slack of 8 that the
-/// vectorised row step may read past the last tile (values it then drops).
-const STRIP_W: usize = TILE * SEG + 2 + 8;
+/// Columns of one row of an input strip: the tiles' `4·SEG + 2` and a slack that the
+/// vectorised row steps may read past the last tile (values in lanes they drop): up to
+/// `4·ceil16(n) + 17` for a run of `n` tiles, so `4·SEG + 77` at most.
+const STRIP_W: usize = TILE * SEG + 2 + 78;
 /// f32 elements of the input strip buffer: `ALPHA` rows.
 const STRIP: usize = ALPHA * STRIP_W;
 /// Extra f32 between the 36 per-position matrices of `U`, `V` and `M`, so that their starts are

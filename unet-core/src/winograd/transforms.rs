@@ -40,9 +40,9 @@ fn g_rows(x0: &[f32; 8], x1: &[f32; 8], x2: &[f32; 8]) -> [[f32; 8]; ALPHA] {
 }
 
 /// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
-/// into `u`, packed in micro-panels of `mr ≤ 8` rows ([`super::engine`]'s `Panels`): `U_ξ[r, ci]`
-/// at `u[ξ·su + ((r / mr)·cin + ci)·mr + r % mr]`, with `U = G g Gᵀ`; the padding rows of the
-/// last panel are zero. Vectorised across the rows of a panel, so that each `U_ξ[panel, ci]`
+/// into `u`, packed in micro-panels of `mr ≤ 8` rows per K block ([`UPack`]): `U_ξ[r, ci]` at
+/// `u[ξ·su + UPack::new(rows, cin, mr).at(r, ci)]`, with `U = G g Gᵀ`; the padding rows of
+/// the last panel are zero. Vectorised across the rows of a panel, so that each `U_ξ[panel, ci]`
 /// is one store of `mr` contiguous values; the weights of a panel are read 16 input channels
 /// at a time (`mr` contiguous runs of 144 values).
 #[inline(always)]
@@ -58,6 +58,7 @@ fn filter_transform(
     const ROWS: usize = 8;
     let (co0, rows) = block;
     assert!((1..=ROWS).contains(&mr), "panel height {mr} outside 1..=8");
+    let up = UPack::new(rows, cin, mr);
     // buf[rr]: the 9 taps of channels ci0..ci0 + n of row rr of the panel.
     let mut buf = [[0.0f32; 9 * CHUNK]; ROWS];
     for panel in 0..rows.div_ceil(mr) {
@@ -83,7 +84,7 @@ fn filter_transform(
                     g_rows(&g[1], &g[4], &g[7]),
                     g_rows(&g[2], &g[5], &g[8]),
                 ];
-                let base = (panel * cin + ci0 + c) * mr;
+                let base = up.at(panel * mr, ci0 + c);
                 let [t0, t1, t2] = &t;
                 for (a, ((x0, x1), x2)) in t0.iter().zip(t1).zip(t2).enumerate() {
                     for (bb, val) in g_rows(x0, x1, x2).into_iter().enumerate() {
@@ -198,6 +199,55 @@ impl VPack {
     }
 }
 
+/// Where the filter transform puts `U_ξ[r, ci]` (`rows × C_in`): already packed as the GEMM's
+/// left operand for a kernel with `mr`-row micro-panels, per K block of the GEMM
+/// ([`crate::gemm::k_step`], as [`VPack`]), so that the GEMM reads every block in place
+/// ([`crate::gemm::PackA::packed`]). Block `[pc, pc + kc)` takes `kc·rowsp` elements from
+/// `pc·rowsp` on, as `rowsp / mr` micro-panels of `mr × kc` (rows past `rows` up to `rowsp`
+/// are padding, zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct UPack {
+    /// Input channels (GEMM depth).
+    pub cin: usize,
+    /// `rows` rounded up to whole micro-panels of `mr`.
+    pub rowsp: usize,
+    /// The GEMM's K block depth for `cin`.
+    pub kc_step: usize,
+    /// The kernel's micro-panel height.
+    pub mr: usize,
+}
+
+impl UPack {
+    /// The layout for `rows` output channels and `cin` input channels, for panels `mr` high.
+    pub(super) fn new(rows: usize, cin: usize, mr: usize) -> UPack {
+        UPack {
+            cin,
+            rowsp: rows.div_ceil(mr) * mr,
+            kc_step: crate::gemm::k_step(cin).max(1),
+            mr,
+        }
+    }
+
+    /// Elements of one `U_ξ`.
+    pub(super) fn len(&self) -> usize {
+        self.rowsp * self.cin
+    }
+
+    /// The K block holding channel `ci`: `(pc, kc)`.
+    #[inline(always)]
+    pub(super) fn block(&self, ci: usize) -> (usize, usize) {
+        let pc = ci / self.kc_step * self.kc_step;
+        (pc, self.kc_step.min(self.cin - pc))
+    }
+
+    /// Offset of `(r, ci)`; rows `r .. r + (mr − r % mr)` follow contiguously.
+    #[inline(always)]
+    pub(super) fn at(&self, r: usize, ci: usize) -> usize {
+        let (pc, kc) = self.block(ci);
+        pc * self.rowsp + (r / self.mr) * kc * self.mr + (ci - pc) * self.mr + r % self.mr
+    }
+}
+
 /// The instruction set the transforms are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
@@ -276,7 +326,7 @@ impl Fast {
             Isa::Avx512 => unsafe {
                 x86::input_transform_avx512(input, pad, tw, t0, vp, sv, v, strip)
             },
-            Isa::Portable => input_transform(input, pad, tw, t0, vp, sv, v, strip, false),
+            Isa::Portable => input_transform(input, pad, tw, t0, vp, sv, v, strip, RowStep::Scalar),
         }
     }
 
@@ -317,14 +367,14 @@ impl Fast {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{input_transform, VPack};
+    use super::{input_transform, RowStep, VPack};
     use crate::conv::ConvInput;
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
 
     /// The input transform compiled with target features `$features`.
     macro_rules! compiled_with {
-        ($features:literal, $input:ident) => {
+        ($features:literal, $input:ident, $step:expr) => {
             /// [`input_transform`] compiled with these features.
             ///
             /// # Safety
@@ -341,13 +391,13 @@ mod x86 {
                 v: &mut [f32],
                 strip: &mut [f32],
             ) {
-                input_transform(input, pad, tw, t0, vp, sv, v, strip, true);
+                input_transform(input, pad, tw, t0, vp, sv, v, strip, $step);
             }
         };
     }
 
-    compiled_with!("avx2,fma", input_transform_avx2);
-    compiled_with!("avx512f,avx2,fma", input_transform_avx512);
+    compiled_with!("avx2,fma", input_transform_avx2, RowStep::Ymm);
+    compiled_with!("avx512f,avx2,fma", input_transform_avx512, RowStep::Zmm);
 
     /// [`super::g_rows`] on vectors (the same operations in the same order: the same bits).
     #[inline(always)]
@@ -397,8 +447,10 @@ mod x86 {
         if panels == 0 || cin == 0 {
             return;
         }
-        // Every store below writes `u[ξ·su + (panel·cin + ci)·mr ..][..mr]`.
-        assert!(su >= panels * cin * mr && u.len() >= (POS - 1) * su + panels * cin * mr);
+        // Every store below writes `u[ξ·su + up.at(panel·mr, ci) ..][..mr]`, inside
+        // `u[ξ·su ..][..up.len()]`.
+        let up = super::UPack::new(rows, cin, mr);
+        assert!(su >= up.len() && u.len() >= (POS - 1) * su + up.len());
         let mut buf = [[0.0f32; ROW]; ROWS];
         // SAFETY (whole block): AVX2 on a CPU that has it; gathers read `buf` (offsets below
         // `ROWS·ROW`), stores stay inside `u` (asserted above).
@@ -428,7 +480,7 @@ mod x86 {
                             g_rows8(g[1], g[4], g[7]),
                             g_rows8(g[2], g[5], g[8]),
                         ];
-                        let base = (panel * cin + ci0 + c) * mr;
+                        let base = up.at(panel * mr, ci0 + c);
                         let [t0, t1, t2] = t;
                         for (a, ((x0, x1), x2)) in t0.into_iter().zip(t1).zip(t2).enumerate() {
                             let o = g_rows8(x0, x1, x2);
@@ -448,32 +500,35 @@ mod x86 {
         }
     }
 
-    /// The row step of the input transform for 8 tiles at a time: `d_i[l] = (Bᵀ e_l)_i` with
-    /// `e_l = row[4l .. 4l + 6]`, as [`super::bt`] (the same arithmetic, so the same bits), for
-    /// `l` in `0..done`, where `done` is `len` rounded down to 8; the caller does the rest.
-    /// Reads `row[.. 4·done + 4]` (2 past the last tile's 6 values; dropped).
+    /// `Bᵀ` along the rows of `len` tiles of one strip row (B on the right): tile `l` reads
+    /// `row[4l .. 4l + 6]` and writes `d_i[l]`, 8 tiles at a time, the last group masked (the
+    /// same operations in the same order as the scalar [`super::bt`]: the same bits). Reads up
+    /// to `row[4·ceil8(len) + 4]` (lanes past `len` are computed from whatever is there and
+    /// dropped). Returns the tiles done: `len`, or 0 (nothing done) if `row` or a `d_i` is short.
     ///
     /// # Safety
-    /// The CPU must support AVX2. (Short `row` or `d`: nothing is done, 0 returned.)
+    /// The CPU must support AVX2.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(super) unsafe fn row_bt_ymm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
-        let done = len / 8 * 8;
-        if row.len() < 4 * done + 4 || d.iter().any(|x| x.len() < done) {
+        let groups = len.div_ceil(8) * 8;
+        if row.len() < 4 * groups + 4 || d.iter().any(|x| x.len() < len) {
             return 0;
         }
         // Lane k of the transposed vectors holds tile `PERM[k]`; undo with `permutevar`.
         // SAFETY (whole body): AVX2 on a CPU that has it; loads of `row[4l .. 4l + 36]` with
-        // `l + 8 ≤ done` stay inside `row` (checked above); stores of `d_i[l .. l + 8]` too.
+        // `l + 8 ≤ groups` stay inside `row` (checked above); stores of `d_i[l .. l + 8]` are
+        // masked to lanes `< len` (inside `d_i`, checked above).
         unsafe {
             let undo = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             let (four, five, two) = (
                 _mm256_set1_ps(4.0),
                 _mm256_set1_ps(5.0),
                 _mm256_set1_ps(2.0),
             );
             let mut l = 0;
-            while l < done {
+            while l < len {
                 let p = row.as_ptr().add(4 * l);
                 let (a0, a1, a2, a3) = (
                     _mm256_loadu_ps(p),
@@ -511,14 +566,100 @@ mod x86 {
                     add(sub(mul(two, sub(e1, e3)), e2), e4),
                     add(sub(mul(four, e1), mul(five, e3)), e5),
                 ];
-                for (di, oi) in d.iter_mut().zip(o) {
-                    let v = _mm256_permutevar8x32_ps(oi, undo);
-                    _mm256_storeu_ps(di.as_mut_ptr().add(l), v);
+                if l + 8 <= len {
+                    for (di, oi) in d.iter_mut().zip(o) {
+                        let v = _mm256_permutevar8x32_ps(oi, undo);
+                        _mm256_storeu_ps(di.as_mut_ptr().add(l), v);
+                    }
+                } else {
+                    // Lanes `< len − l`: all ones where the lane is kept.
+                    let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - l) as i32), lanes);
+                    for (di, oi) in d.iter_mut().zip(o) {
+                        let v = _mm256_permutevar8x32_ps(oi, undo);
+                        _mm256_maskstore_ps(di.as_mut_ptr().add(l), keep, v);
+                    }
                 }
                 l += 8;
             }
         }
-        done
+        len
+    }
+
+    /// As [`row_bt_ymm`], 16 tiles at a time with AVX-512 (stride-4 deinterleave by two-source
+    /// permutes; the same bits). Reads up to `row[4·ceil16(len) + 17]`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn row_bt_zmm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
+        let groups = len.div_ceil(16) * 16;
+        if row.len() < 4 * groups + 17 || d.iter().any(|x| x.len() < len) {
+            return 0;
+        }
+        // SAFETY (whole body): AVX-512F on a CPU that has it; loads of `row[4l .. 4l + 81]`
+        // with `l + 16 ≤ groups` stay inside `row` (checked above); stores of `d_i[l .. l + 16]`
+        // are masked to lanes `< len` (inside `d_i`, checked above).
+        unsafe {
+            // Stage 1: from 32 values (8 tiles), elements 0 and 1 (`lo`) or 2 and 3 (`hi`) of
+            // each tile, 8 lanes each.
+            let lo = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+            let hi = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+            let (four, five, two) = (
+                _mm512_set1_ps(4.0),
+                _mm512_set1_ps(5.0),
+                _mm512_set1_ps(2.0),
+            );
+            let mut l = 0;
+            while l < len {
+                let p = row.as_ptr().add(4 * l);
+                let (a0, a1, a2, a3) = (
+                    _mm512_loadu_ps(p),
+                    _mm512_loadu_ps(p.add(16)),
+                    _mm512_loadu_ps(p.add(32)),
+                    _mm512_loadu_ps(p.add(48)),
+                );
+                let (a4, a5) = (_mm512_loadu_ps(p.add(64)), _mm512_loadu_ps(p.add(65)));
+                let q0 = _mm512_permutex2var_ps(a0, lo, a1);
+                let q1 = _mm512_permutex2var_ps(a2, lo, a3);
+                let r0 = _mm512_permutex2var_ps(a0, hi, a1);
+                let r1 = _mm512_permutex2var_ps(a2, hi, a3);
+                // Stage 2: the halves of the two 8-tile groups side by side.
+                let e0 = _mm512_shuffle_f32x4::<0x44>(q0, q1);
+                let e1 = _mm512_shuffle_f32x4::<0xEE>(q0, q1);
+                let e2 = _mm512_shuffle_f32x4::<0x44>(r0, r1);
+                let e3 = _mm512_shuffle_f32x4::<0xEE>(r0, r1);
+                // e4, e5: elements 0 and 1 of the next tile (lane 15: row[64], row[65]).
+                let shift = |next: __m512, e: __m512| {
+                    _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                        _mm512_castps_si512(next),
+                        _mm512_castps_si512(e),
+                    ))
+                };
+                let (e4, e5) = (shift(a4, e0), shift(a5, e1));
+                // bt(): the same operations in the same order as the scalar version.
+                let mul = _mm512_mul_ps;
+                let (add, sub) = (_mm512_add_ps, _mm512_sub_ps);
+                let o = [
+                    add(sub(mul(four, e0), mul(five, e2)), e4),
+                    add(add(mul(_mm512_set1_ps(-4.0), add(e1, e2)), e3), e4),
+                    add(sub(mul(four, sub(e1, e2)), e3), e4),
+                    add(sub(mul(two, sub(e3, e1)), e2), e4),
+                    add(sub(mul(two, sub(e1, e3)), e2), e4),
+                    add(sub(mul(four, e1), mul(five, e3)), e5),
+                ];
+                let keep: __mmask16 = if l + 16 <= len {
+                    0xFFFF
+                } else {
+                    (1u16 << (len - l)) - 1
+                };
+                for (di, oi) in d.iter_mut().zip(o) {
+                    _mm512_mask_storeu_ps(di.as_mut_ptr().add(l), keep, oi);
+                }
+                l += 16;
+            }
+        }
+        len
     }
 
     /// `Aᵀ m` on six vectors of 8 tiles (as [`super::at`], lane-wise).
@@ -651,10 +792,27 @@ mod x86 {
     }
 }
 
+/// Zeros standing for the rows of an input strip outside the window (padding).
+static ZEROS: [f32; STRIP_W] = [0.0; STRIP_W];
+
+/// How the input transform's row step runs: scalar, or vectorised across tiles with a masked
+/// last group (x86-64 only; the caller must be compiled with the features). Every way gives the
+/// same bits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RowStep {
+    Scalar,
+    /// 8 tiles at a time, AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Ymm,
+    /// 16 tiles at a time, AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    Zmm,
+}
+
 /// Transforms tiles `t0..t0 + vp.tb` (row-major over the `tw`-wide tile grid) of every input
 /// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + vp.at(ci, t − t0)]` ([`VPack`]; padding
-/// tiles zero). `strip` holds at least [`STRIP`] elements. `ymm`: the row step uses AVX2
-/// shuffles (x86-64 only; the caller must be compiled with AVX2; the result is the same).
+/// tiles zero). `strip` holds at least [`STRIP`] elements. `step`: how the row step runs (the
+/// result is the same).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn input_transform(
@@ -666,7 +824,7 @@ fn input_transform(
     sv: usize,
     v: &mut [f32],
     strip: &mut [f32],
-    ymm: bool,
+    step: RowStep,
 ) {
     let tb = vp.tb;
     let cin = input.channels();
@@ -685,33 +843,51 @@ fn input_transform(
             let first = xs + lead - pad;
             let inside = iw.saturating_sub(first).min(width - lead);
             let y0 = TILE * ty;
-            if lead == 0 && inside == width && y0 >= pad && y0 + ALPHA - pad <= ih {
-                // All six rows inside the window: Bᵀ along the columns straight from the map
-                // (no copy into the strip), vectorised across x; the same arithmetic as below.
-                let src = |i: usize| {
-                    let start = (y0 + i - pad + off_y) * mw + off_x + first;
-                    &data[start..start + width]
-                };
-                let (i0, i1, i2, i3, i4, i5) = (src(0), src(1), src(2), src(3), src(4), src(5));
-                // The same rows of the next channel: short runs in another plane, which the
-                // hardware prefetchers do not foresee (measured: the loads above stalled).
-                if ci + 1 < cin {
-                    let (next, nw, ny, nx) = plane(input, ci + 1);
-                    for i in 0..ALPHA {
-                        let start = (y0 + i - pad + ny) * nw + nx + first;
-                        if let Some(row) = next.get(start..start + width) {
-                            prefetch(row);
-                        }
+            // Row `i` of the padded 6-row window: columns `lead..lead + inside` come from the
+            // map (its columns `first..`), the rest are zeros, as are rows outside the window
+            // (`ZEROS`, so the arithmetic is the same for every strip).
+            let src = |i: usize| -> &[f32] {
+                let yy = y0 + i;
+                if yy < pad || yy - pad >= ih {
+                    return &ZEROS[..inside];
+                }
+                let start = (yy - pad + off_y) * mw + off_x + first;
+                &data[start..start + inside]
+            };
+            let (i0, i1, i2, i3, i4, i5) = (src(0), src(1), src(2), src(3), src(4), src(5));
+            // The same rows of the next channel: short runs in another plane, which the
+            // hardware prefetchers do not foresee (measured: the loads above stalled).
+            if ci + 1 < cin {
+                let (next, nw, ny, nx) = plane(input, ci + 1);
+                for i in 0..ALPHA {
+                    let yy = y0 + i;
+                    if yy < pad || yy - pad >= ih {
+                        continue;
+                    }
+                    let start = (yy - pad + ny) * nw + nx + first;
+                    if let Some(row) = next.get(start..start + inside) {
+                        prefetch(row);
                     }
                 }
+            }
+            // Bᵀ along the columns into the strip, vectorised across x; zeros left and right of
+            // the window (`Bᵀ 0 = +0` exactly).
+            {
                 let (r0, rest) = strip.split_at_mut(STRIP_W);
                 let (r1, rest) = rest.split_at_mut(STRIP_W);
                 let (r2, rest) = rest.split_at_mut(STRIP_W);
                 let (r3, rest) = rest.split_at_mut(STRIP_W);
                 let (r4, r5) = rest.split_at_mut(STRIP_W);
-                let (r0, r1, r2) = (&mut r0[..width], &mut r1[..width], &mut r2[..width]);
-                let (r3, r4, r5) = (&mut r3[..width], &mut r4[..width], &mut r5[..width]);
-                for x in 0..width {
+                let mut rows = [r0, r1, r2, r3, r4, r5];
+                for r in rows.iter_mut() {
+                    r[..lead].fill(0.0);
+                    r[lead + inside..width].fill(0.0);
+                }
+                let [r0, r1, r2, r3, r4, r5] = rows;
+                let (r0, r1) = (&mut r0[lead..lead + inside], &mut r1[lead..lead + inside]);
+                let (r2, r3) = (&mut r2[lead..lead + inside], &mut r3[lead..lead + inside]);
+                let (r4, r5) = (&mut r4[lead..lead + inside], &mut r5[lead..lead + inside]);
+                for x in 0..inside {
                     let o = bt([i0[x], i1[x], i2[x], i3[x], i4[x], i5[x]]);
                     r0[x] = o[0];
                     r1[x] = o[1];
@@ -719,36 +895,6 @@ fn input_transform(
                     r3[x] = o[3];
                     r4[x] = o[4];
                     r5[x] = o[5];
-                }
-            } else {
-                for (i, row) in strip.chunks_exact_mut(STRIP_W).enumerate() {
-                    let row = &mut row[..width];
-                    let yy = TILE * ty + i;
-                    if yy < pad || yy - pad >= ih {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    let start = (yy - pad + off_y) * mw + off_x + first;
-                    row[..lead].fill(0.0);
-                    row[lead..lead + inside].copy_from_slice(&data[start..start + inside]);
-                    row[lead + inside..].fill(0.0);
-                }
-                // Bᵀ along the columns, in place, vectorised across x.
-                {
-                    let (r0, rest) = strip.split_at_mut(STRIP_W);
-                    let (r1, rest) = rest.split_at_mut(STRIP_W);
-                    let (r2, rest) = rest.split_at_mut(STRIP_W);
-                    let (r3, rest) = rest.split_at_mut(STRIP_W);
-                    let (r4, r5) = rest.split_at_mut(STRIP_W);
-                    for x in 0..width {
-                        let o = bt([r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]]);
-                        r0[x] = o[0];
-                        r1[x] = o[1];
-                        r2[x] = o[2];
-                        r3[x] = o[3];
-                        r4[x] = o[4];
-                        r5[x] = o[5];
-                    }
                 }
             }
             // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
@@ -763,18 +909,20 @@ fn input_transform(
                     let mut dst = v[a * ALPHA * sv + at..].chunks_mut(sv);
                     let mut next = || dst.next().map(|d| &mut d[..len]).unwrap_or(&mut []);
                     let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
-                    #[cfg(target_arch = "x86_64")]
-                    let done = if ymm && d5.len() == len {
-                        // SAFETY: `ymm` is only set by callers compiled with AVX2; the strip row
-                        // holds tiles `l0..l0 + len` plus the slack `row_bt_ymm` reads.
-                        unsafe { x86::row_bt_ymm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5]) }
-                    } else {
-                        0
-                    };
-                    #[cfg(not(target_arch = "x86_64"))]
-                    let done = {
-                        let _ = ymm;
-                        0
+                    let done = match step {
+                        // SAFETY: `RowStep::Ymm` / `Zmm` are only passed by callers compiled
+                        // with AVX2 / AVX-512F; the strip row holds tiles `l0..l0 + len` plus
+                        // the slack the vector row steps read ([`STRIP_W`]).
+                        #[cfg(target_arch = "x86_64")]
+                        RowStep::Ymm => unsafe {
+                            x86::row_bt_ymm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5])
+                        },
+                        // SAFETY: as above.
+                        #[cfg(target_arch = "x86_64")]
+                        RowStep::Zmm => unsafe {
+                            x86::row_bt_zmm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5])
+                        },
+                        RowStep::Scalar => 0,
                     };
                     let row = &row[TILE * l0..TILE * (l0 + len) + 2];
                     for l in done..len.min(d5.len()) {
@@ -948,6 +1096,74 @@ mod tests {
                     (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
                     "row {a} lane {l}"
                 );
+            }
+        }
+    }
+
+    /// Every row step the CPU can run gives the scalar one's bits in `V`, for blocks of tiles
+    /// that start and end anywhere in a tile row, cross micro-panels and runs of [`SEG`] tiles,
+    /// touch the padding (zeros) and leave masked tails of every length.
+    #[test]
+    fn vector_row_steps_give_the_scalar_bits() {
+        use crate::conv::Map;
+        let mut steps = std::vec::Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                steps.push(RowStep::Ymm);
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                steps.push(RowStep::Zmm);
+            }
+        }
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
+        };
+        // (channels, input side, padding, nr)
+        for &(cin, side, pad, nr) in &[(3, 290, 1, 32), (2, 43, 0, 16), (5, 70, 1, 8)] {
+            let data: std::vec::Vec<f32> = (0..cin * side * side).map(|_| next()).collect();
+            let input = ConvInput::single(Map {
+                data: &data,
+                c: cin,
+                h: side,
+                w: side,
+            });
+            let out = side + 2 * pad - 2;
+            let (tw, total) = (out.div_ceil(TILE), super::super::tile_count(out, out));
+            for &(t0, tb) in &[(0, 37), (5, 100), (tw - 3, 2 * tw + 9), (total - 61, 61)] {
+                let vp = VPack::new(cin, tb, nr);
+                let sv = vp.len() + 16;
+                let run = |step: RowStep| {
+                    let mut v = std::vec![f32::NAN; POS * sv];
+                    let mut strip = std::vec![f32::NAN; STRIP];
+                    // SAFETY: the steps in `steps` were checked to run on this CPU.
+                    match step {
+                        RowStep::Scalar => {
+                            input_transform(&input, pad, tw, t0, &vp, sv, &mut v, &mut strip, step)
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        RowStep::Ymm => unsafe {
+                            x86::input_transform_avx2(&input, pad, tw, t0, &vp, sv, &mut v, &mut strip)
+                        },
+                        #[cfg(target_arch = "x86_64")]
+                        RowStep::Zmm => unsafe {
+                            x86::input_transform_avx512(&input, pad, tw, t0, &vp, sv, &mut v, &mut strip)
+                        },
+                    }
+                    v
+                };
+                let want = run(RowStep::Scalar);
+                // Every element of every `V_ξ` written (NaN marks the untouched slack).
+                for xi in 0..POS {
+                    assert!(want[xi * sv..xi * sv + vp.len()].iter().all(|x| x.is_finite()));
+                }
+                for &step in &steps {
+                    let got = run(step);
+                    let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "side {side} pad {pad} nr {nr} t0 {t0} tb {tb}");
+                }
             }
         }
     }
