@@ -65,6 +65,10 @@ pub const KC: usize = 256;
 /// meant for L2/L3. A multiple of every kernel's NR (8, 16 and 32).
 pub const NC: usize = 1024;
 
+/// Depth up to which the micro-tiles of a block run rows-outer (see `run`): a packed `KC×NC`
+/// block of B is then at most 64 KB.
+const SHALLOW: usize = 16;
+
 /// Largest `MR·NR` of any kernel: the size of the tile buffer handed to [`Dest::store`].
 pub const MAX_TILE: usize = 256;
 
@@ -530,30 +534,42 @@ fn run<K, A, B, D>(
                         &*ap
                     }
                 };
-                let mut jr = 0;
-                while jr < nc {
+                // One micro-tile: A panel `ir`, B panel `jr`.
+                let mut step = |ir: usize, jr: usize| {
                     let bpanel = &bpack[jr * kc..(jr + nr) * kc];
-                    let cols_here = min(nr, nc - jr);
-                    let mut ir = 0;
-                    while ir < mc {
-                        let apanel = &apack[ir * kc..(ir + mr) * kc];
-                        if kc > 0 {
-                            K::run(kc, apanel, bpanel, &mut tile);
-                        }
-                        let rows_here = min(mr, mc - ir);
-                        dest.store(
-                            ic + ir,
-                            jc + jr,
-                            rows_here,
-                            cols_here,
-                            &tile,
-                            nr,
-                            first,
-                            last,
-                        );
-                        ir += mr;
+                    let apanel = &apack[ir * kc..(ir + mr) * kc];
+                    if kc > 0 {
+                        K::run(kc, apanel, bpanel, &mut tile);
                     }
-                    jr += nr;
+                    let (rows_here, cols_here) = (min(mr, mc - ir), min(nr, nc - jr));
+                    dest.store(
+                        ic + ir,
+                        jc + jr,
+                        rows_here,
+                        cols_here,
+                        &tile,
+                        nr,
+                        first,
+                        last,
+                    );
+                };
+                if kc <= SHALLOW {
+                    // Shallow products (a first layer, K = 9): the destination, not the
+                    // operands, is the traffic. Rows outer, so that each stream of stores runs
+                    // along `nc` columns of `mr` rows instead of `mc` rows at once (their
+                    // line fills ran out of fill buffers: 3 GB/s written); the whole B block is
+                    // small enough to stay in L1/L2 meanwhile.
+                    for ir in (0..mc).step_by(mr) {
+                        for jr in (0..nc).step_by(nr) {
+                            step(ir, jr);
+                        }
+                    }
+                } else {
+                    for jr in (0..nc).step_by(nr) {
+                        for ir in (0..mc).step_by(mr) {
+                            step(ir, jr);
+                        }
+                    }
                 }
                 ic += mc;
             }
