@@ -475,6 +475,8 @@ unsafe impl SharedDest for Up2x2Dest<'_, '_> {
         (self.c * 4, self.n)
     }
 
+    // Inlined into the GEMM's loops, so that it is compiled with the kernel's target features.
+    #[inline(always)]
     unsafe fn store_shared(
         &self,
         m0: usize,
@@ -487,111 +489,60 @@ unsafe impl SharedDest for Up2x2Dest<'_, '_> {
         _last: bool,
     ) {
         let (oh, ow, iw) = (self.h, self.w, self.in_w);
-        for r in 0..rows {
+        let mut r = 0;
+        while r < rows {
             let row = m0 + r;
             let (co, i, j) = (row / 4, (row / 2) % 2, row % 2);
+            // Rows `(co, i, 0)` and `(co, i, 1)` fill the even and odd pixels of the same output
+            // rows: stored together, interleaved, as contiguous runs.
+            let pair = j == 0 && r + 1 < rows;
             let bias = if first { self.epilogue.bias(row) } else { 0.0 };
             let t = &tile[r * stride..r * stride + cols];
+            let t1 = if pair {
+                &tile[(r + 1) * stride..(r + 1) * stride + cols]
+            } else {
+                t
+            };
             let (mut y, mut x, mut c) = (n0 / iw, n0 % iw, 0);
             while c < cols {
                 let len = (cols - c).min(iw - x);
                 let start = (co * oh + 2 * y + i) * ow + 2 * x + j;
+                let span = if pair { 2 * len } else { 2 * len - 1 };
                 // Checked like a slice index would be (sizes were checked by `up2x2_exec`).
-                assert!(co < self.c && start + 2 * len - 1 <= self.len);
+                assert!(co < self.c && start + span <= self.len);
                 // SAFETY: in bounds (checked above). The slice spans output row `2y+i`, pixels
-                // `2x+j ..= 2(x+len−1)+j`, which all belong to columns `(y, x..x+len)` of this
+                // `2x+j .. 2x+j+span`, which all belong to columns `(y, x..x+len)` of this
                 // call, so no concurrent call touches them (caller contract); it dies at the end
                 // of this iteration.
-                let run =
-                    unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), 2 * len - 1) };
-                let dst = run.iter_mut().step_by(2);
-                if first {
-                    dst.zip(&t[c..c + len]).for_each(|(o, &v)| *o = bias + v);
-                } else {
-                    dst.zip(&t[c..c + len]).for_each(|(o, &v)| *o += v);
+                let run = unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), span) };
+                let (a, b) = (&t[c..c + len], &t1[c..c + len]);
+                match (pair, first) {
+                    (true, true) => {
+                        for ((o, &a), &b) in run.chunks_exact_mut(2).zip(a).zip(b) {
+                            o[0] = bias + a;
+                            o[1] = bias + b;
+                        }
+                    }
+                    (true, false) => {
+                        for ((o, &a), &b) in run.chunks_exact_mut(2).zip(a).zip(b) {
+                            o[0] += a;
+                            o[1] += b;
+                        }
+                    }
+                    (false, true) => {
+                        run.iter_mut().step_by(2).zip(a).for_each(|(o, &v)| *o = bias + v);
+                    }
+                    (false, false) => {
+                        run.iter_mut().step_by(2).zip(a).for_each(|(o, &v)| *o += v);
+                    }
                 }
                 c += len;
                 x = 0;
                 y += 1;
             }
+            r += if pair { 2 } else { 1 };
         }
     }
 }
 
-/// 2×2 stride-2 max-pool: `out[c, y, x] = max(in[c, 2y..2y+2, 2x..2x+2])`; `out` is
-/// `input.h/2 × input.w/2` with the same channels (sizes are even by geometry). NaN in a window
-/// propagates.
-///
-/// # Panics
-/// Only outside that contract (`out` larger than half the input, or a buffer shorter than its
-/// `c·h·w`).
-pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
-    let (ih, iw, oh, ow) = (input.h, input.w, out.h, out.w);
-    for c in 0..out.c {
-        for y in 0..oh {
-            let r0 = (c * ih + 2 * y) * iw;
-            let r1 = r0 + iw;
-            let top = &input.data[r0..r0 + 2 * ow];
-            let bottom = &input.data[r1..r1 + 2 * ow];
-            let o = &mut out.data[(c * oh + y) * ow..(c * oh + y + 1) * ow];
-            for ((o, a), b) in o
-                .iter_mut()
-                .zip(top.chunks_exact(2))
-                .zip(bottom.chunks_exact(2))
-            {
-                *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
-            }
-        }
-    }
-}
-
-/// [`maxpool2x2`] on the workers of `exec`: each job pools a run of whole channels (writing
-/// only their planes of `out`). The same contract and result.
-pub fn maxpool2x2_exec(exec: &dyn crate::exec::Executor, input: Map<'_>, out: MapMut<'_>) {
-    let (c, oh, ow) = (out.c, out.h, out.w);
-    let workers = exec.workers().max(1);
-    let plane = oh * ow;
-    if workers == 1 || c < 2 || plane == 0 {
-        return maxpool2x2(input, out);
-    }
-    // About four runs of channels per worker (equal shares even if one worker is late).
-    let per = c.div_ceil(4 * workers);
-    let planes = crate::exec::Shared::new(&mut out.data[..c * plane]);
-    let job = |j: usize, _w: usize| {
-        let c0 = j * per;
-        let n = per.min(c - c0);
-        // SAFETY: job `j` alone owns the planes of channels `c0..c0 + n` (jobs are distinct
-        // runs of channels; the `Executor` contract runs each job once).
-        let Some(data) = (unsafe { planes.range(c0 * plane, n * plane) }) else {
-            return;
-        };
-        let off = c0 * input.h * input.w;
-        let part = Map {
-            data: &input.data[off..],
-            c: n,
-            h: input.h,
-            w: input.w,
-        };
-        maxpool2x2(
-            part,
-            MapMut {
-                data,
-                c: n,
-                h: oh,
-                w: ow,
-            },
-        );
-    };
-    exec.run(c.div_ceil(per), &job);
-}
-
-/// `max` that returns NaN if either argument is NaN (as PyTorch's max-pool does). Branch-free
-/// enough to vectorise: `a ≥ b` is false whenever `b` is NaN, and a NaN `a` is kept explicitly.
-#[inline(always)]
-pub fn nan_max(a: f32, b: f32) -> f32 {
-    if a >= b || a.is_nan() {
-        a
-    } else {
-        b
-    }
-}
+pub use crate::pool::{maxpool2x2, maxpool2x2_exec, nan_max};

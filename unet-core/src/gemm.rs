@@ -534,25 +534,29 @@ fn run<K, A, B, D>(
                         &*ap
                     }
                 };
-                // One micro-tile: A panel `ir`, B panel `jr`.
-                let mut step = |ir: usize, jr: usize| {
-                    let bpanel = &bpack[jr * kc..(jr + nr) * kc];
-                    let apanel = &apack[ir * kc..(ir + mr) * kc];
-                    if kc > 0 {
-                        K::run(kc, apanel, bpanel, &mut tile);
-                    }
-                    let (rows_here, cols_here) = (min(mr, mc - ir), min(nr, nc - jr));
-                    dest.store(
-                        ic + ir,
-                        jc + jr,
-                        rows_here,
-                        cols_here,
-                        &tile,
-                        nr,
-                        first,
-                        last,
-                    );
-                };
+                // One micro-tile: A panel `ir`, B panel `jr` (a macro, not a closure: a closure
+                // was kept out of line and compiled without the kernel's target features).
+                macro_rules! step {
+                    ($ir:expr, $jr:expr) => {{
+                        let (ir, jr) = ($ir, $jr);
+                        let bpanel = &bpack[jr * kc..(jr + nr) * kc];
+                        let apanel = &apack[ir * kc..(ir + mr) * kc];
+                        if kc > 0 {
+                            K::run(kc, apanel, bpanel, &mut tile);
+                        }
+                        let (rows_here, cols_here) = (min(mr, mc - ir), min(nr, nc - jr));
+                        dest.store(
+                            ic + ir,
+                            jc + jr,
+                            rows_here,
+                            cols_here,
+                            &tile,
+                            nr,
+                            first,
+                            last,
+                        );
+                    }};
+                }
                 if kc <= SHALLOW {
                     // Shallow products (a first layer, K = 9): the destination, not the
                     // operands, is the traffic. Rows outer, so that each stream of stores runs
@@ -561,13 +565,13 @@ fn run<K, A, B, D>(
                     // small enough to stay in L1/L2 meanwhile.
                     for ir in (0..mc).step_by(mr) {
                         for jr in (0..nc).step_by(nr) {
-                            step(ir, jr);
+                            step!(ir, jr);
                         }
                     }
                 } else {
                     for jr in (0..nc).step_by(nr) {
                         for ir in (0..mc).step_by(mr) {
-                            step(ir, jr);
+                            step!(ir, jr);
                         }
                     }
                 }

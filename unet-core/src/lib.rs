@@ -40,6 +40,7 @@ pub mod mirror;
 pub mod model;
 pub mod normalize;
 pub mod plan;
+pub mod pool;
 pub mod safetensors;
 #[cfg(feature = "std")]
 pub mod synth;
