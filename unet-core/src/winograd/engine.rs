@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::transforms::{Fast, UPack, VPack};
+use super::transforms::{Fast, UPack, VOut, VPack};
 use super::{Layout, SplitBy, Spread, POS, SKEW};
 use crate::conv::{ConvInput, MapMut};
 use crate::error::Error;
@@ -261,8 +261,7 @@ pub(super) fn run(
         what: "internal: winograd output shorter than c·h·w",
     })?;
     let (shared, parts) = work.split_at_mut(lay.shared());
-    let (u_all, rest) = shared.split_at_mut(lay.u_shared);
-    let (v_all, strip_all) = rest.split_at_mut(lay.v_shared);
+    let (u_all, v_all) = shared.split_at_mut(lay.u_shared);
     let parts = Shared::new(&mut parts[..lay.each().saturating_mul(exec.workers())]);
     let fast = Fast::new(cv.kernel);
     let (mr, nr) = cv.kernel.tile();
@@ -330,7 +329,20 @@ pub(super) fn run(
                 let t0 = j * tiles;
                 let vp = VPack::new(cin, tiles.min(total - t0), nr);
                 let sv = vp.len() + SKEW;
-                fast.input_transform(cv.input, cv.pad, tw, t0, &vp, sv, o.v, o.strip);
+                // SAFETY: the worker's own `V`, on this thread only.
+                unsafe {
+                    fast.input_transform(
+                        cv.input,
+                        cv.pad,
+                        tw,
+                        t0,
+                        (0, vp.tb),
+                        &vp,
+                        sv,
+                        &VOut::new(o.v),
+                        o.strip,
+                    )
+                };
                 let mut co0 = 0;
                 while co0 < cout {
                     let rows = rows_step.min(cout - co0);
@@ -351,7 +363,27 @@ pub(super) fn run(
             while t0 < total {
                 let vp = VPack::new(cin, sp.bl.tiles.min(total - t0), nr);
                 let sv = vp.len() + SKEW;
-                fast.input_transform(cv.input, cv.pad, tw, t0, &vp, sv, v_all, strip_all);
+                // The shared `V`, its tiles split between the workers in whole panels.
+                let piece = vp.tb.div_ceil(workers).div_ceil(nr).max(1) * nr;
+                {
+                    let vout = VOut::new(&mut v_all[..]);
+                    let transform = |j: usize, wk: usize| {
+                        let Some(o) = part(wk) else {
+                            failed.store(true, Ordering::Relaxed);
+                            return;
+                        };
+                        let s0 = j * piece;
+                        let sub = (s0, (s0 + piece).min(vp.tb));
+                        // SAFETY: jobs own distinct runs of whole panels of tiles (`piece` is a
+                        // multiple of `nr`; the last one also the padding tiles).
+                        unsafe {
+                            fast.input_transform(
+                                cv.input, cv.pad, tw, t0, sub, &vp, sv, &vout, o.strip,
+                            )
+                        };
+                    };
+                    exec.run(vp.tb.div_ceil(piece), &transform);
+                }
                 let v_all: &[f32] = v_all;
                 let job = |j: usize, wk: usize| {
                     let Some(o) = part(wk) else {

@@ -276,11 +276,17 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
         WORK_BUDGET.saturating_sub(u_all) / w
     };
     let fit = space / POS.saturating_mul(cin.saturating_add(rows)).max(1);
-    if total >= w.saturating_mul(MIN_TILES) && (u_once || fit >= MIN_TILES) {
-        let tiles = (fit / 16 * 16).clamp(MIN_TILES, MAX_TILES);
-        // As many blocks as a multiple of the workers, of nearly equal size.
-        let blocks = total.div_ceil(tiles).div_ceil(w).saturating_mul(w);
-        let even = total.div_ceil(blocks).div_ceil(LANES).saturating_mul(LANES);
+    let tiles = (fit / 16 * 16).clamp(MIN_TILES, MAX_TILES);
+    // As many blocks as a multiple of the workers, of nearly equal size.
+    let blocks = total.div_ceil(tiles).div_ceil(w).saturating_mul(w);
+    let even = total.div_ceil(blocks).div_ceil(LANES).saturating_mul(LANES);
+    // Blocks of tiles need at least `MIN_TILES` per worker; when `U` is recomputed for each
+    // block, blocks under `3/2·MIN_TILES` tiles recompute it so often that sharing `V` and
+    // splitting the channels is faster (measured, 2 workers, paper tile: 256 → 512 at 66² and
+    // 512 → 512 at 64², 80 and 64 tiles per block, ~10 % faster by channels; 120 tiles and up
+    // faster by tiles).
+    let by_tiles = u_once || (fit >= MIN_TILES && even > MIN_TILES * 3 / 2);
+    if total >= w.saturating_mul(MIN_TILES) && by_tiles {
         return Spread {
             bl: Blocking {
                 rows,
@@ -322,15 +328,13 @@ pub(crate) struct Layout {
     pub u_shared: usize,
     /// `V` shared by the jobs of one block of tiles ([`SplitBy::Channels`]).
     pub v_shared: usize,
-    /// The input strip of the shared `V`.
-    pub strip_shared: usize,
     /// A worker's own `U` rows (when `U` is not computed once).
     pub u_each: usize,
     /// A worker's own `V` ([`SplitBy::Tiles`]).
     pub v_each: usize,
     /// A worker's own `M`.
     pub m_each: usize,
-    /// A worker's own input strip ([`SplitBy::Tiles`]).
+    /// A worker's own input strip (each worker transforms its own tiles, also of a shared `V`).
     pub strip_each: usize,
     /// A worker's GEMM packing.
     pub pack_each: usize,
@@ -349,20 +353,17 @@ impl Layout {
         Layout {
             u_shared: if sp.u_once { u(c_out) } else { 0 },
             v_shared: if tiles_split { 0 } else { v },
-            strip_shared: if tiles_split { 0 } else { STRIP },
             u_each: if sp.u_once { 0 } else { u(rows) },
             v_each: if tiles_split { v } else { 0 },
             m_each: per_pos(rows.saturating_mul(tiles)),
-            strip_each: if tiles_split { STRIP } else { 0 },
+            strip_each: STRIP,
             pack_each: gemm::pack_len(rows, tiles, c_in),
         }
     }
 
     /// The shared part.
     pub(crate) fn shared(&self) -> usize {
-        self.u_shared
-            .saturating_add(self.v_shared)
-            .saturating_add(self.strip_shared)
+        self.u_shared.saturating_add(self.v_shared)
     }
 
     /// One worker's part.

@@ -199,6 +199,43 @@ impl VPack {
     }
 }
 
+/// Where the input transform writes `V` (all 36 `V_ξ`, `sv` apart): a raw view of a buffer
+/// borrowed `&mut` for `'a`, so that several workers can fill disjoint tiles of one shared
+/// `V` at once (each through short slices of its own elements only).
+pub(super) struct VOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: core::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `VOut` is an exclusive borrow handed to several threads, which write disjoint
+// elements (the contract of `VOut::run`).
+unsafe impl Sync for VOut<'_> {}
+
+impl<'a> VOut<'a> {
+    /// Takes the buffer's borrow.
+    pub(super) fn new(v: &'a mut [f32]) -> Self {
+        VOut {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// Elements `at..at + n`. Panics if they leave the buffer.
+    ///
+    /// # Safety
+    /// No other live reference (on any thread) may cover these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub(super) unsafe fn run(&self, at: usize, n: usize) -> &mut [f32] {
+        assert!(at <= self.len && n <= self.len - at, "V run out of bounds");
+        // SAFETY: in bounds (checked above) of the buffer borrowed for `'a`; exclusivity is
+        // the caller's guarantee.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(at), n) }
+    }
+}
+
 /// Where the filter transform puts `U_ξ[r, ci]` (`rows × C_in`): already packed as the GEMM's
 /// left operand for a kernel with `mr`-row micro-panels, per K block of the GEMM
 /// ([`crate::gemm::k_step`], as [`VPack`]), so that the GEMM reads every block in place
@@ -305,28 +342,36 @@ impl Fast {
         }
     }
 
+    /// # Safety
+    /// As [`input_transform`]: no other thread may access the elements of `v` of tiles
+    /// `sub.0..sub.1` during the call.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn input_transform(
+    pub(super) unsafe fn input_transform(
         self,
         input: &ConvInput<'_>,
         pad: usize,
         tw: usize,
         t0: usize,
+        sub: (usize, usize),
         vp: &VPack,
         sv: usize,
-        v: &mut [f32],
+        v: &VOut<'_>,
         strip: &mut [f32],
     ) {
+        // SAFETY (all arms): the caller's contract ([`input_transform`]); `Isa::Avx2` /
+        // `Isa::Avx512` are only chosen on a CPU with those features.
         match self.isa {
-            // SAFETY: as in `filter_transform`.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { x86::input_transform_avx2(input, pad, tw, t0, vp, sv, v, strip) },
-            // SAFETY: as in `filter_transform`.
+            Isa::Avx2 => unsafe {
+                x86::input_transform_avx2(input, pad, tw, t0, sub, vp, sv, v, strip)
+            },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe {
-                x86::input_transform_avx512(input, pad, tw, t0, vp, sv, v, strip)
+                x86::input_transform_avx512(input, pad, tw, t0, sub, vp, sv, v, strip)
             },
-            Isa::Portable => input_transform(input, pad, tw, t0, vp, sv, v, strip, RowStep::Scalar),
+            Isa::Portable => unsafe {
+                input_transform(input, pad, tw, t0, sub, vp, sv, v, strip, RowStep::Scalar)
+            },
         }
     }
 
@@ -367,7 +412,7 @@ impl Fast {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{input_transform, RowStep, VPack};
+    use super::{input_transform, RowStep, VOut, VPack};
     use crate::conv::ConvInput;
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
@@ -378,7 +423,7 @@ mod x86 {
             /// [`input_transform`] compiled with these features.
             ///
             /// # Safety
-            /// The CPU must support them.
+            /// The CPU must support them; [`input_transform`]'s contract holds.
             #[target_feature(enable = $features)]
             #[allow(clippy::too_many_arguments)]
             pub(super) unsafe fn $input(
@@ -386,12 +431,14 @@ mod x86 {
                 pad: usize,
                 tw: usize,
                 t0: usize,
+                sub: (usize, usize),
                 vp: &VPack,
                 sv: usize,
-                v: &mut [f32],
+                v: &VOut<'_>,
                 strip: &mut [f32],
             ) {
-                input_transform(input, pad, tw, t0, vp, sv, v, strip, $step);
+                // SAFETY: the caller's contract.
+                unsafe { input_transform(input, pad, tw, t0, sub, vp, sv, v, strip, $step) };
             }
         };
     }
@@ -809,33 +856,41 @@ enum RowStep {
     Zmm,
 }
 
-/// Transforms tiles `t0..t0 + vp.tb` (row-major over the `tw`-wide tile grid) of every input
-/// channel into `v`: `V_ξ[ci, t − t0]` at `v[ξ·sv + vp.at(ci, t − t0)]` ([`VPack`]; padding
-/// tiles zero). `strip` holds at least [`STRIP`] elements. `step`: how the row step runs (the
-/// result is the same).
+/// Transforms the tiles `t0 + sub.0 .. t0 + sub.1` of the block `t0..t0 + vp.tb` (row-major
+/// over the `tw`-wide tile grid) of every input channel into `v`: `V_ξ[ci, t − t0]` at
+/// `v[ξ·sv + vp.at(ci, t − t0)]` ([`VPack`]); with `sub.1 == vp.tb`, also the padding tiles
+/// `tb..tbp` (zeros). `strip` holds at least [`STRIP`] elements. `step`: how the row step runs
+/// (the result is the same). Every element is computed the same way whatever `sub`, so the
+/// block can be split between workers at multiples of `vp.nr`.
+///
+/// # Safety
+/// No other thread may access the elements of `v` that these tiles own (`sub.0` and `sub.1`
+/// multiples of `vp.nr`, or `sub.1 == vp.tb`, make them disjoint from other sub-ranges').
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn input_transform(
+unsafe fn input_transform(
     input: &ConvInput<'_>,
     pad: usize,
     tw: usize,
     t0: usize,
+    sub: (usize, usize),
     vp: &VPack,
     sv: usize,
-    v: &mut [f32],
+    v: &VOut<'_>,
     strip: &mut [f32],
     step: RowStep,
 ) {
     let tb = vp.tb;
+    let (s0, s1) = (sub.0.min(tb), sub.1.min(tb));
     let cin = input.channels();
     let (ih, iw) = (input.h, input.w);
     let strip = &mut strip[..STRIP];
     for ci in 0..cin {
         let (data, mw, off_y, off_x) = plane(input, ci);
-        let mut t = t0;
-        while t < t0 + tb {
+        let mut t = t0 + s0;
+        while t < t0 + s1 {
             let (ty, tx) = (t / tw, t % tw);
-            let n = SEG.min(tw - tx).min(t0 + tb - t);
+            let n = SEG.min(tw - tx).min(t0 + s1 - t);
             let width = TILE * n + 2;
             // The 6 padded input rows of this run of tiles, zeros outside the window.
             let xs = TILE * tx;
@@ -906,9 +961,10 @@ fn input_transform(
                 let len = (vp.nr - tt % vp.nr).min(n - l0);
                 let at = vp.at(ci, tt);
                 for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
-                    let mut dst = v[a * ALPHA * sv + at..].chunks_mut(sv);
-                    let mut next = || dst.next().map(|d| &mut d[..len]).unwrap_or(&mut []);
-                    let (d0, d1, d2, d3, d4, d5) = (next(), next(), next(), next(), next(), next());
+                    // SAFETY: six distinct `V_ξ` (ξ = 6a..6a + 6), elements of tiles this call
+                    // owns (the caller's contract).
+                    let d = |b: usize| unsafe { v.run((a * ALPHA + b) * sv + at, len) };
+                    let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5));
                     let done = match step {
                         // SAFETY: `RowStep::Ymm` / `Zmm` are only passed by callers compiled
                         // with AVX2 / AVX-512F; the strip row holds tiles `l0..l0 + len` plus
@@ -942,11 +998,12 @@ fn input_transform(
         }
     }
     // Padding tiles `tb..tbp` of every channel and position: zero.
-    if vp.tbp > tb {
+    if s1 == tb && vp.tbp > tb {
         for ci in 0..cin {
             let at = vp.at(ci, tb);
             for xi in 0..POS {
-                v[xi * sv + at..xi * sv + at + (vp.tbp - tb)].fill(0.0);
+                // SAFETY: padding tiles of the last sub-range, owned by this call.
+                unsafe { v.run(xi * sv + at, vp.tbp - tb) }.fill(0.0);
             }
         }
     }
@@ -1135,32 +1192,47 @@ mod tests {
             for &(t0, tb) in &[(0, 37), (5, 100), (tw - 3, 2 * tw + 9), (total - 61, 61)] {
                 let vp = VPack::new(cin, tb, nr);
                 let sv = vp.len() + 16;
-                let run = |step: RowStep| {
+                // The block in one call, or in pieces of `nr` tiles (as workers split it).
+                let run = |step: RowStep, piece: usize| {
                     let mut v = std::vec![f32::NAN; POS * sv];
                     let mut strip = std::vec![f32::NAN; STRIP];
-                    // SAFETY: the steps in `steps` were checked to run on this CPU.
-                    match step {
-                        RowStep::Scalar => {
-                            input_transform(&input, pad, tw, t0, &vp, sv, &mut v, &mut strip, step)
+                    let out = VOut::new(&mut v);
+                    let mut s0 = 0;
+                    while s0 < tb {
+                        let sub = (s0, (s0 + piece).min(tb));
+                        let strip = &mut strip;
+                        // SAFETY: the steps in `steps` were checked to run on this CPU; one
+                        // thread.
+                        match step {
+                            RowStep::Scalar => unsafe {
+                                input_transform(&input, pad, tw, t0, sub, &vp, sv, &out, strip, step)
+                            },
+                            #[cfg(target_arch = "x86_64")]
+                            RowStep::Ymm => unsafe {
+                                x86::input_transform_avx2(&input, pad, tw, t0, sub, &vp, sv, &out, strip)
+                            },
+                            #[cfg(target_arch = "x86_64")]
+                            RowStep::Zmm => unsafe {
+                                x86::input_transform_avx512(&input, pad, tw, t0, sub, &vp, sv, &out, strip)
+                            },
                         }
-                        #[cfg(target_arch = "x86_64")]
-                        RowStep::Ymm => unsafe {
-                            x86::input_transform_avx2(&input, pad, tw, t0, &vp, sv, &mut v, &mut strip)
-                        },
-                        #[cfg(target_arch = "x86_64")]
-                        RowStep::Zmm => unsafe {
-                            x86::input_transform_avx512(&input, pad, tw, t0, &vp, sv, &mut v, &mut strip)
-                        },
+                        s0 += piece;
                     }
+                    drop(out);
                     v
                 };
-                let want = run(RowStep::Scalar);
+                let want = run(RowStep::Scalar, tb);
+                assert_eq!(
+                    run(RowStep::Scalar, nr).iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>(),
+                    want.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>(),
+                    "pieces of {nr} tiles"
+                );
                 // Every element of every `V_ξ` written (NaN marks the untouched slack).
                 for xi in 0..POS {
                     assert!(want[xi * sv..xi * sv + vp.len()].iter().all(|x| x.is_finite()));
                 }
                 for &step in &steps {
-                    let got = run(step);
+                    let got = run(step, if step == RowStep::Zmm { 2 * nr } else { tb });
                     let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "side {side} pad {pad} nr {nr} t0 {t0} tb {tb}");
                 }
