@@ -65,7 +65,10 @@ fn main() {
         "base16" => (5, 16),
         other => panic!("unknown preset {other} (paper, base16)"),
     };
-    let threads: usize = std::env::var("THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let algo = match std::env::var("CONV").as_deref() {
         Ok("direct") => ConvAlgo::Direct,
         Ok("winograd") => ConvAlgo::Winograd,
@@ -81,22 +84,47 @@ fn main() {
             continue;
         }
         let side = o + 2;
-        let x: Vec<f32> = (0..cin * side * side).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let x: Vec<f32> = (0..cin * side * side)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
         let wb: Vec<u8> = (0..cout * cin * 9)
             .flat_map(|i| ((((i * 31) % 997) as f32 / 997.0 - 0.5) * 0.1).to_le_bytes())
             .collect();
-        let bb: Vec<u8> = (0..cout).flat_map(|i| (i as f32 * 0.01).to_le_bytes()).collect();
+        let bb: Vec<u8> = (0..cout)
+            .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
+            .collect();
         let wv = TensorView::new(DType::F32, Shape::new(&[cout, cin, 3, 3]).unwrap(), &wb).unwrap();
         let bv = TensorView::new(DType::F32, Shape::new(&[cout]).unwrap(), &bb).unwrap();
-        let input = ConvInput::single(Map { data: &x, c: cin, h: side, w: side });
+        let input = ConvInput::single(Map {
+            data: &x,
+            c: cin,
+            h: side,
+            w: side,
+        });
         let mut out = vec![0.0f32; cout * o * o];
         let mut work = vec![0.0f32; winograd::conv3x3_scratch_len(algo, cout, cin, o, o, threads)];
         let mut times = Vec::new();
         for _ in 0..runs + 1 {
-            let dst = MapMut { data: &mut out, c: cout, h: o, w: o };
+            let dst = MapMut {
+                data: &mut out,
+                c: cout,
+                h: o,
+                w: o,
+            };
             let t = Instant::now();
-            winograd::conv3x3_by(algo, kernel, &*exec, &wv, &bv, &input, Padding::Valid, true, dst, &mut work)
-                .expect("conv");
+            winograd::conv3x3_by(
+                algo,
+                kernel,
+                &*exec,
+                &wv,
+                &bv,
+                &input,
+                Padding::Valid,
+                true,
+                dst,
+                &mut work,
+            )
+            .expect("conv");
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.remove(0);
@@ -107,8 +135,13 @@ fn main() {
         rows.push((cin, cout, o, ms, gflop, wino));
     }
     let total: f64 = rows.iter().map(|r| r.3).sum();
-    println!("{preset}: 3x3 convolutions, {threads} thread(s), kernel {kernel:?}, median of {runs} runs");
-    println!("{:>6} {:>6} {:>5} {:>9} {:>8} {:>7} {:>6}", "c_in", "c_out", "out", "ms", "GFLOP/s", "share", "algo");
+    println!(
+        "{preset}: 3x3 convolutions, {threads} thread(s), kernel {kernel:?}, median of {runs} runs"
+    );
+    println!(
+        "{:>6} {:>6} {:>5} {:>9} {:>8} {:>7} {:>6}",
+        "c_in", "c_out", "out", "ms", "GFLOP/s", "share", "algo"
+    );
     for (cin, cout, o, ms, gflop, wino) in &rows {
         println!(
             "{cin:>6} {cout:>6} {o:>5} {ms:>9.2} {:>8.1} {:>6.1}% {:>6}",

@@ -530,7 +530,10 @@ unsafe impl SharedDest for Up2x2Dest<'_, '_> {
                         }
                     }
                     (false, true) => {
-                        run.iter_mut().step_by(2).zip(a).for_each(|(o, &v)| *o = bias + v);
+                        run.iter_mut()
+                            .step_by(2)
+                            .zip(a)
+                            .for_each(|(o, &v)| *o = bias + v);
                     }
                     (false, false) => {
                         run.iter_mut().step_by(2).zip(a).for_each(|(o, &v)| *o += v);

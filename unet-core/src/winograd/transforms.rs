@@ -1196,44 +1196,61 @@ mod tests {
                 let run = |step: RowStep, piece: usize| {
                     let mut v = std::vec![f32::NAN; POS * sv];
                     let mut strip = std::vec![f32::NAN; STRIP];
-                    let out = VOut::new(&mut v);
-                    let mut s0 = 0;
-                    while s0 < tb {
-                        let sub = (s0, (s0 + piece).min(tb));
-                        let strip = &mut strip;
-                        // SAFETY: the steps in `steps` were checked to run on this CPU; one
-                        // thread.
-                        match step {
-                            RowStep::Scalar => unsafe {
-                                input_transform(&input, pad, tw, t0, sub, &vp, sv, &out, strip, step)
-                            },
-                            #[cfg(target_arch = "x86_64")]
-                            RowStep::Ymm => unsafe {
-                                x86::input_transform_avx2(&input, pad, tw, t0, sub, &vp, sv, &out, strip)
-                            },
-                            #[cfg(target_arch = "x86_64")]
-                            RowStep::Zmm => unsafe {
-                                x86::input_transform_avx512(&input, pad, tw, t0, sub, &vp, sv, &out, strip)
-                            },
+                    {
+                        let out = VOut::new(&mut v);
+                        let mut s0 = 0;
+                        while s0 < tb {
+                            let sub = (s0, (s0 + piece).min(tb));
+                            let strip = &mut strip;
+                            // SAFETY: the steps in `steps` were checked to run on this CPU; one
+                            // thread.
+                            match step {
+                                RowStep::Scalar => unsafe {
+                                    input_transform(
+                                        &input, pad, tw, t0, sub, &vp, sv, &out, strip, step,
+                                    )
+                                },
+                                #[cfg(target_arch = "x86_64")]
+                                RowStep::Ymm => unsafe {
+                                    x86::input_transform_avx2(
+                                        &input, pad, tw, t0, sub, &vp, sv, &out, strip,
+                                    )
+                                },
+                                #[cfg(target_arch = "x86_64")]
+                                RowStep::Zmm => unsafe {
+                                    x86::input_transform_avx512(
+                                        &input, pad, tw, t0, sub, &vp, sv, &out, strip,
+                                    )
+                                },
+                            }
+                            s0 += piece;
                         }
-                        s0 += piece;
                     }
-                    drop(out);
                     v
                 };
                 let want = run(RowStep::Scalar, tb);
                 assert_eq!(
-                    run(RowStep::Scalar, nr).iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>(),
-                    want.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>(),
+                    run(RowStep::Scalar, nr)
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<std::vec::Vec<_>>(),
+                    want.iter()
+                        .map(|x| x.to_bits())
+                        .collect::<std::vec::Vec<_>>(),
                     "pieces of {nr} tiles"
                 );
                 // Every element of every `V_ξ` written (NaN marks the untouched slack).
                 for xi in 0..POS {
-                    assert!(want[xi * sv..xi * sv + vp.len()].iter().all(|x| x.is_finite()));
+                    assert!(want[xi * sv..xi * sv + vp.len()]
+                        .iter()
+                        .all(|x| x.is_finite()));
                 }
                 for &step in &steps {
                     let got = run(step, if step == RowStep::Zmm { 2 * nr } else { tb });
-                    let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "side {side} pad {pad} nr {nr} t0 {t0} tb {tb}");
                 }
             }
