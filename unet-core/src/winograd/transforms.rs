@@ -301,6 +301,9 @@ enum Isa {
 #[derive(Clone, Copy)]
 pub(super) struct Fast {
     isa: Isa,
+    /// With [`Isa::Avx512`]: the CPU also has AVX-512VL (the output transform uses its 32
+    /// registers).
+    vl: bool,
 }
 
 impl Fast {
@@ -312,14 +315,23 @@ impl Fast {
             // features (checked at run time with `std`).
             if Kernel::avx2_fma().is_some() {
                 if Kernel::avx512() == Some(kernel) {
-                    return Fast { isa: Isa::Avx512 };
+                    return Fast {
+                        isa: Isa::Avx512,
+                        vl: crate::gemm::has_avx512vl(),
+                    };
                 }
                 if Kernel::avx2_fma() == Some(kernel) {
-                    return Fast { isa: Isa::Avx2 };
+                    return Fast {
+                        isa: Isa::Avx2,
+                        vl: false,
+                    };
                 }
             }
         }
-        Fast { isa: Isa::Portable }
+        Fast {
+            isa: Isa::Portable,
+            vl: false,
+        }
     }
 
     pub(super) fn filter_transform(
@@ -396,8 +408,13 @@ impl Fast {
             // SAFETY: the CPU has the features (as in `filter_transform`); the caller keeps
             // other threads away from these tiles.
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 if !self.vl => unsafe {
+                x86::output_transform_avx2(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+            },
+            // SAFETY: as above; `vl` is only set on a CPU with AVX-512VL.
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512 => unsafe {
-                x86::output_transform_ymm(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+                x86::output_transform_avx512(m, sm, rows, tb, co0, t0, tw, b, relu, out)
             },
             // SAFETY: the caller keeps other threads away from these tiles.
             Isa::Portable => unsafe {
@@ -730,15 +747,18 @@ mod x86 {
         }
     }
 
-    /// [`output_transform`] with AVX2 vectors of 8 tiles: the same arithmetic (so the same
-    /// bits), with the 4×8 transposes that interleave 8 side-by-side tiles into output rows done
-    /// by shuffles instead of scalar moves.
+    /// [`output_transform`] with vectors of 8 tiles: the same arithmetic (so the same bits),
+    /// with the 4×8 transposes that interleave 8 side-by-side tiles into output rows done by
+    /// shuffles. Groups of tiles never cross a tile row; the pixels of a partial group (the end
+    /// of a row or of the block, or tiles cut by the output's right edge) are stored masked.
+    /// Compiled twice: AVX2, and with AVX-512VL, whose 32 registers hold the 24 vectors of a
+    /// group without spilling.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA, and [`output_transform`]'s contract holds.
-    #[target_feature(enable = "avx2,fma")]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn output_transform_ymm(
+    unsafe fn output_transform_x86(
         m: &[f32],
         sm: usize,
         rows: usize,
@@ -758,15 +778,23 @@ mod x86 {
         for r in 0..rows {
             let co = co0 + r;
             // SAFETY (whole block): AVX2 on a CPU that has it; loads in bounds (asserted above);
-            // stores through `out.row` into tiles the caller reserves for this call.
+            // stores through `out.row` into tiles the caller reserves for this call, masked to
+            // the slice's length.
             unsafe {
                 let bias = _mm256_set1_ps(b.get(co));
                 let zero = _mm256_setzero_ps();
+                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
                 let ld =
                     |xi: usize, l: usize| _mm256_loadu_ps(m.as_ptr().add(xi * sm + r * tb + l));
                 let mut l = 0;
                 while l < tb {
-                    let n = LANES.min(tb - l);
+                    let t = t0 + l;
+                    let (ty, tx) = (t / tw, t % tw);
+                    // Tiles of this group: within the block and the tile row.
+                    let n = LANES.min(tb - l).min(tw - tx);
+                    let y0 = TILE * ty;
+                    // Output pixels of each of its rows (tiles may stick out on the right).
+                    let px = (TILE * n).min(ow.saturating_sub(TILE * tx));
                     let mut s = [[zero; ALPHA]; TILE];
                     for bb in 0..ALPHA {
                         let col = [
@@ -782,12 +810,10 @@ mod x86 {
                             sa[bb] = oa;
                         }
                     }
-                    let t = t0 + l;
-                    let (ty, tx) = (t / tw, t % tw);
-                    let y0 = TILE * ty;
-                    let whole =
-                        n == LANES && tx + n <= tw && y0 + TILE <= oh && TILE * (tx + n) <= ow;
                     for (a, sa) in s.iter().enumerate() {
+                        if y0 + a >= oh || px == 0 {
+                            break;
+                        }
                         let mut y = at8(*sa);
                         for v in y.iter_mut() {
                             *v = _mm256_add_ps(*v, bias);
@@ -797,38 +823,33 @@ mod x86 {
                                 *v = _mm256_andnot_ps(neg, *v);
                             }
                         }
-                        if whole {
-                            // y[bb] lane k = pixel (4·k + bb) of this output row.
-                            let t0v = _mm256_unpacklo_ps(y[0], y[1]);
-                            let t1v = _mm256_unpackhi_ps(y[0], y[1]);
-                            let t2v = _mm256_unpacklo_ps(y[2], y[3]);
-                            let t3v = _mm256_unpackhi_ps(y[2], y[3]);
-                            let u0 = _mm256_shuffle_ps::<0x44>(t0v, t2v);
-                            let u1 = _mm256_shuffle_ps::<0xEE>(t0v, t2v);
-                            let u2 = _mm256_shuffle_ps::<0x44>(t1v, t3v);
-                            let u3 = _mm256_shuffle_ps::<0xEE>(t1v, t3v);
-                            let dst = out.row(co, y0 + a, TILE * tx, TILE * LANES);
-                            let p = dst.as_mut_ptr();
-                            _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(u0, u1));
-                            _mm256_storeu_ps(p.add(8), _mm256_permute2f128_ps::<0x20>(u2, u3));
-                            _mm256_storeu_ps(p.add(16), _mm256_permute2f128_ps::<0x31>(u0, u1));
-                            _mm256_storeu_ps(p.add(24), _mm256_permute2f128_ps::<0x31>(u2, u3));
-                        } else {
-                            let mut ya = [[0.0f32; LANES]; TILE];
-                            for (d, v) in ya.iter_mut().zip(y) {
-                                _mm256_storeu_ps(d.as_mut_ptr(), v);
+                        // y[bb] lane k = pixel (4·k + bb) of this output row.
+                        let t0v = _mm256_unpacklo_ps(y[0], y[1]);
+                        let t1v = _mm256_unpackhi_ps(y[0], y[1]);
+                        let t2v = _mm256_unpacklo_ps(y[2], y[3]);
+                        let t3v = _mm256_unpackhi_ps(y[2], y[3]);
+                        let u0 = _mm256_shuffle_ps::<0x44>(t0v, t2v);
+                        let u1 = _mm256_shuffle_ps::<0xEE>(t0v, t2v);
+                        let u2 = _mm256_shuffle_ps::<0x44>(t1v, t3v);
+                        let u3 = _mm256_shuffle_ps::<0xEE>(t1v, t3v);
+                        let pix = [
+                            _mm256_permute2f128_ps::<0x20>(u0, u1),
+                            _mm256_permute2f128_ps::<0x20>(u2, u3),
+                            _mm256_permute2f128_ps::<0x31>(u0, u1),
+                            _mm256_permute2f128_ps::<0x31>(u2, u3),
+                        ];
+                        let dst = out.row(co, y0 + a, TILE * tx, px);
+                        let p = dst.as_mut_ptr();
+                        if px == TILE * LANES {
+                            for (i, v) in pix.into_iter().enumerate() {
+                                _mm256_storeu_ps(p.add(8 * i), v);
                             }
-                            for (k, t) in (t0 + l..t0 + l + n).enumerate() {
-                                let (ty, tx) = (t / tw, t % tw);
-                                let (yy, x0) = (TILE * ty + a, TILE * tx);
-                                if yy >= oh {
-                                    continue;
-                                }
-                                let ww = TILE.min(ow - x0);
-                                let dst = out.row(co, yy, x0, ww);
-                                for (bb, p) in dst.iter_mut().enumerate() {
-                                    *p = ya[bb][k];
-                                }
+                        } else {
+                            // Vector `i` holds pixels `8i .. 8i + 8`: keep those below `px`.
+                            for (i, v) in pix.into_iter().enumerate().take(px.div_ceil(8)) {
+                                let left = _mm256_set1_epi32((px - 8 * i) as i32);
+                                let keep = _mm256_cmpgt_epi32(left, lanes);
+                                _mm256_maskstore_ps(p.add(8 * i), keep, v);
                             }
                         }
                     }
@@ -837,6 +858,36 @@ mod x86 {
             }
         }
     }
+
+    /// [`output_transform_x86`] compiled with target features `$features`.
+    macro_rules! output_with {
+        ($features:literal, $name:ident) => {
+            /// [`output_transform_x86`] compiled with these features.
+            ///
+            /// # Safety
+            /// The CPU must support them, and [`output_transform`]'s contract holds.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $name(
+                m: &[f32],
+                sm: usize,
+                rows: usize,
+                tb: usize,
+                co0: usize,
+                t0: usize,
+                tw: usize,
+                b: &TensorView<'_>,
+                relu: bool,
+                out: &OutPtr<'_>,
+            ) {
+                // SAFETY: the caller's contract.
+                unsafe { output_transform_x86(m, sm, rows, tb, co0, t0, tw, b, relu, out) }
+            }
+        };
+    }
+
+    output_with!("avx2,fma", output_transform_avx2);
+    output_with!("avx512f,avx512vl,avx2,fma", output_transform_avx512);
 }
 
 /// Zeros standing for the rows of an input strip outside the window (padding).
@@ -1252,6 +1303,69 @@ mod tests {
                         .zip(&want)
                         .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "side {side} pad {pad} nr {nr} t0 {t0} tb {tb}");
+                }
+            }
+        }
+    }
+
+    /// Every output transform the CPU can run gives the portable one's bits, and touches the
+    /// same pixels: blocks that start mid-row, cross tile rows and end mid-row, tiles cut by the
+    /// right and bottom edges, with and without ReLU.
+    #[test]
+    fn vector_output_transforms_give_the_portable_bits() {
+        use crate::conv::MapMut;
+        use crate::error::Shape;
+        use crate::tensor::DType;
+        let fast: std::vec::Vec<Fast> = crate::gemm::Kernel::available().map(Fast::new).collect();
+        let mut seed = 11u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
+        };
+        // (output h, w, channels in the block, first channel, t0, tiles)
+        for &(oh, ow, rows, co0, t0, tb) in &[
+            (13usize, 22usize, 3usize, 1usize, 5usize, 17usize),
+            (8, 40, 2, 0, 0, 20),
+            (9, 9, 1, 0, 2, 7),
+        ] {
+            let c = co0 + rows;
+            let tw = ow.div_ceil(TILE);
+            let sm = rows * tb + 16;
+            let m: std::vec::Vec<f32> = (0..POS * sm).map(|_| next()).collect();
+            let bias: std::vec::Vec<u8> = (0..c)
+                .flat_map(|i| (i as f32 * 0.25 - 0.3).to_le_bytes())
+                .collect();
+            let b = TensorView::new(DType::F32, Shape::new(&[c]).unwrap(), &bias).unwrap();
+            for relu in [false, true] {
+                let run = |f: Fast| {
+                    let mut o = std::vec![f32::NAN; c * oh * ow];
+                    let out = OutPtr::new(MapMut {
+                        data: &mut o,
+                        c,
+                        h: oh,
+                        w: ow,
+                    })
+                    .unwrap();
+                    // SAFETY: one thread.
+                    unsafe { f.output_transform(&m, sm, rows, tb, co0, t0, tw, &b, relu, &out) };
+                    o
+                };
+                let want = run(Fast {
+                    isa: Isa::Portable,
+                    vl: false,
+                });
+                assert!(want.iter().any(|x| x.is_finite()));
+                for &f in &fast {
+                    let got = run(f);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{oh}x{ow} t0 {t0} tb {tb} relu {relu} isa {:?} vl {}",
+                        f.isa, f.vl
+                    );
                 }
             }
         }
