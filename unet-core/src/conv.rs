@@ -116,7 +116,7 @@ impl<'s> ConvInput<'s> {
 
 /// Scratch (f32 elements) that [`conv3x3`] needs for an output of `c_out` channels over
 /// `out_h × out_w` pixels from `c_in` input channels (any kernel of this target). Bounded by the
-/// GEMM blocking (at most `MC·KC + KC·NC` = 280,576 elements, 1.1 MiB) and by the layer's own
+/// GEMM blocking (at most `MC·KC + KC·NC + 2·ALIGN` = 280,608 elements, 1.1 MiB) and by the layer's own
 /// size; never overflows.
 pub fn conv3x3_pack_len(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> usize {
     gemm::pack_len(c_out, out_h.saturating_mul(out_w), c_in.saturating_mul(9))

@@ -221,14 +221,15 @@ fn scratch_grows_by_one_pack_per_worker() {
         Err(Error::Overflow)
     ));
 
-    // The documented bound of one worker's pack buffer (1.1 MiB), reached by the paper's tile
-    // on the direct path: one more pack buffer per extra worker.
+    // The documented bound of one worker's pack buffer (1.1 MiB, with the blocks' alignment
+    // slack), reached by the paper's tile on the direct path: one more pack buffer per extra
+    // worker.
     use unet_core::ConvAlgo;
     let paper = config(5, 64, 1, 2, Padding::Valid);
     let p = unet_core::Plan::with_options(&paper, 572, 572, ConvAlgo::Direct, 2).unwrap();
     assert_eq!(
         p.pack_len_per_worker(),
-        gemm::MC * gemm::KC + gemm::KC * gemm::NC
+        gemm::MC * gemm::KC + gemm::KC * gemm::NC + 2 * gemm::ALIGN
     );
     assert_eq!(
         p.scratch_len(),

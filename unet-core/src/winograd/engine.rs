@@ -260,6 +260,9 @@ pub(super) fn run(
     let out = OutPtr::new(out).ok_or(Error::InvalidArgument {
         what: "internal: winograd output shorter than c·h·w",
     })?;
+    // Every part starts on a cache line (`Layout` sizes are whole lines).
+    let skip = gemm::align_skip(work.as_ptr()).min(work.len());
+    let work = &mut work[skip..];
     let (shared, parts) = work.split_at_mut(lay.shared());
     let (u_all, v_all) = shared.split_at_mut(lay.u_shared);
     let parts = Shared::new(&mut parts[..lay.each().saturating_mul(exec.workers())]);

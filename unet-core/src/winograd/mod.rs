@@ -279,7 +279,8 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
     let tiles = (fit / 16 * 16).clamp(MIN_TILES, MAX_TILES);
     // As many blocks as a multiple of the workers, of nearly equal size.
     let blocks = total.div_ceil(tiles).div_ceil(w).saturating_mul(w);
-    let even = total.div_ceil(blocks).div_ceil(LANES).saturating_mul(LANES);
+    // Multiples of 16 tiles, so that the rows of `M` start on cache lines.
+    let even = total.div_ceil(blocks).div_ceil(16).saturating_mul(16);
     // Blocks of tiles need at least `MIN_TILES` per worker; when `U` is recomputed for each
     // block, blocks under `3/2·MIN_TILES` tiles recompute it so often that sharing `V` and
     // splitting the channels is faster (measured, 2 workers, paper tile: 256 → 512 at 66² and
@@ -312,7 +313,11 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
     Spread {
         bl: Blocking {
             rows,
-            tiles: total.div_ceil(blocks).max(1),
+            tiles: total
+                .div_ceil(blocks)
+                .div_ceil(16)
+                .saturating_mul(16)
+                .clamp(1, MAX_TILES),
         },
         u_once,
         by: SplitBy::Channels,
@@ -344,7 +349,9 @@ impl Layout {
     /// The layout of `sp` for `c_out` output and `c_in` input channels. `U` blocks are sized for
     /// any kernel's panel height ([`MAX_MR`]).
     pub(crate) fn new(sp: &Spread, c_out: usize, c_in: usize) -> Layout {
-        let per_pos = |n: usize| POS.saturating_mul(n.saturating_add(SKEW));
+        // Every part a whole number of cache lines, so that each starts on one (see `ALIGN`).
+        let line = |n: usize| n.saturating_add(gemm::ALIGN - 1) / gemm::ALIGN * gemm::ALIGN;
+        let per_pos = |n: usize| line(POS.saturating_mul(n.saturating_add(SKEW)));
         let u = |rows: usize| per_pos(rows.saturating_add(MAX_MR - 1).saturating_mul(c_in));
         let (rows, tiles) = (sp.bl.rows, sp.bl.tiles);
         // `V_ξ` is stored packed for the kernel: tiles rounded up to its panel width.
@@ -356,8 +363,8 @@ impl Layout {
             u_each: if sp.u_once { 0 } else { u(rows) },
             v_each: if tiles_split { v } else { 0 },
             m_each: per_pos(rows.saturating_mul(tiles)),
-            strip_each: STRIP,
-            pack_each: gemm::pack_len(rows, tiles, c_in),
+            strip_each: line(STRIP),
+            pack_each: line(gemm::pack_len(rows, tiles, c_in)),
         }
     }
 
@@ -379,10 +386,12 @@ impl Layout {
         .fold(0usize, |a, &p| a.saturating_add(p))
     }
 
-    /// The whole work area for `workers` workers.
+    /// The whole work area for `workers` workers, with the elements its start may lose to
+    /// alignment ([`gemm::ALIGN`]).
     pub(crate) fn total(&self, workers: usize) -> usize {
         self.shared()
             .saturating_add(self.each().saturating_mul(workers))
+            .saturating_add(gemm::ALIGN)
     }
 }
 
@@ -616,9 +625,7 @@ pub fn conv3x3_winograd_spread(
         ..sp
     };
     let lay = Layout::new(&sp, cout, cin);
-    let needed = lay
-        .shared()
-        .saturating_add(lay.each().saturating_mul(workers));
+    let needed = lay.total(workers);
     if work.len() < needed {
         return Err(Error::BufferTooSmall {
             buffer: "winograd work",
