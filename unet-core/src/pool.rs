@@ -153,14 +153,13 @@ mod x86 {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     /// The AVX2 row gives the portable row's bits: NaNs with different payloads (which one
     /// wins matters), signed zeros, infinities, and lengths with a tail.
     #[test]
-    #[cfg(target_arch = "x86_64")]
     fn avx2_row_gives_the_portable_bits() {
         if crate::gemm::Kernel::avx2_fma().is_none() {
             return;
