@@ -88,7 +88,7 @@ struct Panels<'a> {
 
 impl gemm::PackA for Panels<'_> {
     fn dims(&self) -> (usize, usize) {
-        (self.rows, self.up.cin)
+        (self.rows, self.up.depth)
     }
 
     fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
@@ -98,9 +98,9 @@ impl gemm::PackA for Panels<'_> {
         // the stored zeros or the next rows of `U`: the kernel computes them, the store drops
         // them).
         let first = self.row0 + m0;
-        if mr == up.mr && first.is_multiple_of(mr) && up.block(k0) == (k0, kc) {
+        if mr == up.panel && first.is_multiple_of(mr) && up.block(k0) == (k0, kc) {
             for (s, panel) in panels.enumerate() {
-                let at = up.at(first + s * mr, k0);
+                let at = up.at(k0, first + s * mr);
                 panel.copy_from_slice(&self.data[at..at + kc * mr]);
             }
             return;
@@ -111,7 +111,7 @@ impl gemm::PackA for Panels<'_> {
                 for (r, x) in d.iter_mut().enumerate() {
                     let i = m0 + s * mr + r;
                     *x = if i < (m0 + mc).min(self.rows) {
-                        self.data[up.at(self.row0 + i, k0 + p)]
+                        self.data[up.at(k0 + p, self.row0 + i)]
                     } else {
                         0.0
                     };
@@ -123,10 +123,10 @@ impl gemm::PackA for Panels<'_> {
     fn packed(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
         let up = &self.up;
         let first = self.row0 + m0;
-        if mr != up.mr || !first.is_multiple_of(mr) || up.block(k0) != (k0, kc) {
+        if mr != up.panel || !first.is_multiple_of(mr) || up.block(k0) != (k0, kc) {
             return None;
         }
-        let at = up.at(first, k0);
+        let at = up.at(k0, first);
         self.data.get(at..at + mc.div_ceil(mr) * mr * kc)
     }
 }
@@ -492,7 +492,7 @@ mod tests {
         let mut data = vec![0.0f32; up.len()];
         for i in 0..rows_all {
             for p in 0..depth {
-                data[up.at(i, p)] = f(i, p);
+                data[up.at(p, i)] = f(i, p);
             }
         }
         let step = gemm::k_step(depth);

@@ -41,7 +41,7 @@ fn g_rows(x0: &[f32; 8], x1: &[f32; 8], x2: &[f32; 8]) -> [[f32; 8]; ALPHA] {
 
 /// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
 /// into `u`, packed in micro-panels of `mr ≤ 8` rows per K block ([`UPack`]): `U_ξ[r, ci]` at
-/// `u[ξ·su + UPack::new(rows, cin, mr).at(r, ci)]`, with `U = G g Gᵀ`; the padding rows of
+/// `u[ξ·su + UPack::new(rows, cin, mr).at(ci, r)]`, with `U = G g Gᵀ`; the padding rows of
 /// the last panel are zero. Vectorised across the rows of a panel, so that each `U_ξ[panel, ci]`
 /// is one store of `mr` contiguous values; the weights of a panel are read 16 input channels
 /// at a time (`mr` contiguous runs of 144 values).
@@ -84,7 +84,7 @@ fn filter_transform(
                     g_rows(&g[1], &g[4], &g[7]),
                     g_rows(&g[2], &g[5], &g[8]),
                 ];
-                let base = up.at(panel * mr, ci0 + c);
+                let base = up.at(ci0 + c, panel * mr);
                 let [t0, t1, t2] = &t;
                 for (a, ((x0, x1), x2)) in t0.iter().zip(t1).zip(t2).enumerate() {
                     for (bb, val) in g_rows(x0, x1, x2).into_iter().enumerate() {
@@ -170,32 +170,87 @@ pub(super) struct VPack {
 impl VPack {
     /// The layout for `cin` channels and `tb` tiles, for a kernel `nr` columns wide.
     pub(super) fn new(cin: usize, tb: usize, nr: usize) -> VPack {
+        let b = KBlocks::new(tb, cin, nr);
         VPack {
             cin,
             tb,
-            tbp: tb.div_ceil(nr) * nr,
-            kc_step: crate::gemm::k_step(cin).max(1),
+            tbp: b.span,
+            kc_step: b.kc_step,
             nr,
+        }
+    }
+
+    fn blocks(&self) -> KBlocks {
+        KBlocks {
+            depth: self.cin,
+            span: self.tbp,
+            kc_step: self.kc_step,
+            panel: self.nr,
         }
     }
 
     /// Elements of one `V_ξ`.
     pub(super) fn len(&self) -> usize {
-        self.cin * self.tbp
+        self.blocks().len()
     }
 
     /// The K block holding channel `ci`: `(pc, kc)`.
     #[inline(always)]
     pub(super) fn block(&self, ci: usize) -> (usize, usize) {
-        let pc = ci / self.kc_step * self.kc_step;
-        (pc, self.kc_step.min(self.cin - pc))
+        self.blocks().block(ci)
     }
 
     /// Offset of `(ci, t)`; tiles `t .. t + (nr − t % nr)` follow contiguously.
     #[inline(always)]
     pub(super) fn at(&self, ci: usize, t: usize) -> usize {
-        let (pc, kc) = self.block(ci);
-        pc * self.tbp + (t / self.nr) * kc * self.nr + (ci - pc) * self.nr + t % self.nr
+        self.blocks().at(ci, t)
+    }
+}
+
+/// The layout both packed operands share ([`VPack`], [`UPack`]): `span` lines (tiles or output
+/// channels, a multiple of `panel`) over `depth` (input channels), cut into the GEMM's K blocks
+/// of `kc_step`; block `[pc, pc + kc)` takes `kc·span` elements from `pc·span` on, as
+/// `span / panel` micro-panels of `kc × panel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct KBlocks {
+    /// Depth (input channels).
+    pub depth: usize,
+    /// Lines, rounded up to whole panels.
+    pub span: usize,
+    /// The GEMM's K block depth for `depth`.
+    pub kc_step: usize,
+    /// Lines per micro-panel (the kernel's `nr` or `mr`).
+    pub panel: usize,
+}
+
+impl KBlocks {
+    /// `lines` lines (rounded up to whole panels) over `depth`, panels `panel` wide.
+    pub(super) fn new(lines: usize, depth: usize, panel: usize) -> KBlocks {
+        KBlocks {
+            depth,
+            span: lines.div_ceil(panel) * panel,
+            kc_step: crate::gemm::k_step(depth).max(1),
+            panel,
+        }
+    }
+
+    /// Elements in all.
+    pub(super) fn len(&self) -> usize {
+        self.span * self.depth
+    }
+
+    /// The K block holding depth `k`: `(pc, kc)`.
+    #[inline(always)]
+    pub(super) fn block(&self, k: usize) -> (usize, usize) {
+        let pc = k / self.kc_step * self.kc_step;
+        (pc, self.kc_step.min(self.depth - pc))
+    }
+
+    /// Offset of depth `k`, line `j`; lines `j .. j + (panel − j % panel)` follow contiguously.
+    #[inline(always)]
+    pub(super) fn at(&self, k: usize, j: usize) -> usize {
+        let (pc, kc) = self.block(k);
+        pc * self.span + (j / self.panel) * kc * self.panel + (k - pc) * self.panel + j % self.panel
     }
 }
 
@@ -239,51 +294,10 @@ impl<'a> VOut<'a> {
 /// Where the filter transform puts `U_ξ[r, ci]` (`rows × C_in`): already packed as the GEMM's
 /// left operand for a kernel with `mr`-row micro-panels, per K block of the GEMM
 /// ([`crate::gemm::k_step`], as [`VPack`]), so that the GEMM reads every block in place
-/// ([`crate::gemm::PackA::packed`]). Block `[pc, pc + kc)` takes `kc·rowsp` elements from
-/// `pc·rowsp` on, as `rowsp / mr` micro-panels of `mr × kc` (rows past `rows` up to `rowsp`
+/// ([`crate::gemm::PackA::packed`]): [`KBlocks`] with the output channels as lines
+/// (`UPack::new(rows, cin, mr)`, `U_ξ[r, ci]` at `at(ci, r)`; rows past `rows` up to `span`
 /// are padding, zero).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct UPack {
-    /// Input channels (GEMM depth).
-    pub cin: usize,
-    /// `rows` rounded up to whole micro-panels of `mr`.
-    pub rowsp: usize,
-    /// The GEMM's K block depth for `cin`.
-    pub kc_step: usize,
-    /// The kernel's micro-panel height.
-    pub mr: usize,
-}
-
-impl UPack {
-    /// The layout for `rows` output channels and `cin` input channels, for panels `mr` high.
-    pub(super) fn new(rows: usize, cin: usize, mr: usize) -> UPack {
-        UPack {
-            cin,
-            rowsp: rows.div_ceil(mr) * mr,
-            kc_step: crate::gemm::k_step(cin).max(1),
-            mr,
-        }
-    }
-
-    /// Elements of one `U_ξ`.
-    pub(super) fn len(&self) -> usize {
-        self.rowsp * self.cin
-    }
-
-    /// The K block holding channel `ci`: `(pc, kc)`.
-    #[inline(always)]
-    pub(super) fn block(&self, ci: usize) -> (usize, usize) {
-        let pc = ci / self.kc_step * self.kc_step;
-        (pc, self.kc_step.min(self.cin - pc))
-    }
-
-    /// Offset of `(r, ci)`; rows `r .. r + (mr − r % mr)` follow contiguously.
-    #[inline(always)]
-    pub(super) fn at(&self, r: usize, ci: usize) -> usize {
-        let (pc, kc) = self.block(ci);
-        pc * self.rowsp + (r / self.mr) * kc * self.mr + (ci - pc) * self.mr + r % self.mr
-    }
-}
+pub(super) type UPack = KBlocks;
 
 /// The instruction set the transforms are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -435,6 +449,22 @@ mod x86 {
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
 
+    /// [`super::bt`] on vectors of tiles, with the given intrinsics: the same operations in the
+    /// same order as the scalar version, so the same bits.
+    macro_rules! bt_lanes {
+        ([$e0:ident, $e1:ident, $e2:ident, $e3:ident, $e4:ident, $e5:ident], $mul:ident, $add:ident, $sub:ident, $set1:ident) => {{
+            let (four, five, two) = ($set1(4.0), $set1(5.0), $set1(2.0));
+            [
+                $add($sub($mul(four, $e0), $mul(five, $e2)), $e4),
+                $add($add($mul($set1(-4.0), $add($e1, $e2)), $e3), $e4),
+                $add($sub($mul(four, $sub($e1, $e2)), $e3), $e4),
+                $add($sub($mul(two, $sub($e3, $e1)), $e2), $e4),
+                $add($sub($mul(two, $sub($e1, $e3)), $e2), $e4),
+                $add($sub($mul(four, $e1), $mul(five, $e3)), $e5),
+            ]
+        }};
+    }
+
     /// The input transform compiled with target features `$features`.
     macro_rules! compiled_with {
         ($features:literal, $input:ident, $step:expr) => {
@@ -512,7 +542,7 @@ mod x86 {
         if panels == 0 || cin == 0 {
             return;
         }
-        // Every store below writes `u[ξ·su + up.at(panel·mr, ci) ..][..mr]`, inside
+        // Every store below writes `u[ξ·su + up.at(ci, panel·mr) ..][..mr]`, inside
         // `u[ξ·su ..][..up.len()]`.
         let up = super::UPack::new(rows, cin, mr);
         assert!(su >= up.len() && u.len() >= (POS - 1) * su + up.len());
@@ -545,7 +575,7 @@ mod x86 {
                             g_rows8(g[1], g[4], g[7]),
                             g_rows8(g[2], g[5], g[8]),
                         ];
-                        let base = up.at(panel * mr, ci0 + c);
+                        let base = up.at(ci0 + c, panel * mr);
                         let [t0, t1, t2] = t;
                         for (a, ((x0, x1), x2)) in t0.into_iter().zip(t1).zip(t2).enumerate() {
                             let o = g_rows8(x0, x1, x2);
@@ -587,11 +617,6 @@ mod x86 {
         unsafe {
             let undo = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            let (four, five, two) = (
-                _mm256_set1_ps(4.0),
-                _mm256_set1_ps(5.0),
-                _mm256_set1_ps(2.0),
-            );
             let mut l = 0;
             while l < len {
                 let p = row.as_ptr().add(4 * l);
@@ -621,16 +646,13 @@ mod x86 {
                 let e4 = _mm256_shuffle_ps::<0x44>(s0, s2);
                 let e5 = _mm256_shuffle_ps::<0xEE>(s0, s2);
                 // bt(): the same operations in the same order as the scalar version.
-                let mul = _mm256_mul_ps;
-                let (add, sub) = (_mm256_add_ps, _mm256_sub_ps);
-                let o = [
-                    add(sub(mul(four, e0), mul(five, e2)), e4),
-                    add(add(mul(_mm256_set1_ps(-4.0), add(e1, e2)), e3), e4),
-                    add(sub(mul(four, sub(e1, e2)), e3), e4),
-                    add(sub(mul(two, sub(e3, e1)), e2), e4),
-                    add(sub(mul(two, sub(e1, e3)), e2), e4),
-                    add(sub(mul(four, e1), mul(five, e3)), e5),
-                ];
+                let o = bt_lanes!(
+                    [e0, e1, e2, e3, e4, e5],
+                    _mm256_mul_ps,
+                    _mm256_add_ps,
+                    _mm256_sub_ps,
+                    _mm256_set1_ps
+                );
                 if l + 8 <= len {
                     for (di, oi) in d.iter_mut().zip(o) {
                         let v = _mm256_permutevar8x32_ps(oi, undo);
@@ -670,11 +692,6 @@ mod x86 {
             // each tile, 8 lanes each.
             let lo = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
             let hi = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-            let (four, five, two) = (
-                _mm512_set1_ps(4.0),
-                _mm512_set1_ps(5.0),
-                _mm512_set1_ps(2.0),
-            );
             let mut l = 0;
             while l < len {
                 let p = row.as_ptr().add(4 * l);
@@ -703,16 +720,13 @@ mod x86 {
                 };
                 let (e4, e5) = (shift(a4, e0), shift(a5, e1));
                 // bt(): the same operations in the same order as the scalar version.
-                let mul = _mm512_mul_ps;
-                let (add, sub) = (_mm512_add_ps, _mm512_sub_ps);
-                let o = [
-                    add(sub(mul(four, e0), mul(five, e2)), e4),
-                    add(add(mul(_mm512_set1_ps(-4.0), add(e1, e2)), e3), e4),
-                    add(sub(mul(four, sub(e1, e2)), e3), e4),
-                    add(sub(mul(two, sub(e3, e1)), e2), e4),
-                    add(sub(mul(two, sub(e1, e3)), e2), e4),
-                    add(sub(mul(four, e1), mul(five, e3)), e5),
-                ];
+                let o = bt_lanes!(
+                    [e0, e1, e2, e3, e4, e5],
+                    _mm512_mul_ps,
+                    _mm512_add_ps,
+                    _mm512_sub_ps,
+                    _mm512_set1_ps
+                );
                 let keep: __mmask16 = if l + 16 <= len {
                     0xFFFF
                 } else {
