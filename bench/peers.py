@@ -206,7 +206,9 @@ def export_onnx(model_path: Path, onnx_path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="both", choices=["paper", "base16", "both"])
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per round (after a warm-up)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds over all runtimes; the table gives the median of their medians")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--model", help="take this model file instead of writing one (one preset)")
     ap.add_argument("--workdir", help="where files go (default: a temporary directory)")
@@ -221,8 +223,8 @@ def main() -> None:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.runs < 1:
-        raise SystemExit("--runs must be at least 1")
+    if args.runs < 1 or args.rounds < 1:
+        raise SystemExit("--runs and --rounds must be at least 1")
     if args.worker:
         if args.preset == "both":
             args.preset = "paper"
@@ -248,6 +250,7 @@ def main() -> None:
     bench = target / "release" / "examples" / "bench_tile"
 
     rows = []
+    detail = []  # each runtime's round medians
     failed = False
     for preset in presets:
         model = Path(args.model) if args.model else work / f"{preset}.safetensors"
@@ -263,27 +266,44 @@ def main() -> None:
                   + ([] if args.model else ["--write"]))
 
         results = {}
-        for t in threads:
-            log(f"[{preset}] unet-core, {t} thread(s)")
-            env = dict(os.environ, MODEL=str(model), INPUT=str(inp), THREADS=str(t),
-                       LOGITS=str(work / f"{preset}.unet.{t}.f32"), TILE=str(TILE))
-            out, rss = run_child([str(bench), preset, str(args.runs)], env)
-            m = re.search(r"RESULT median_ms=(\S+) gflop=(\S+) scratch_bytes=(\d+)", out)
-            if not m:
-                raise SystemExit(f"bench_tile printed no RESULT line:\n{out}")
-            gflop = float(m.group(2))
-            results[("unet-core", t)] = {"median_ms": float(m.group(1)),
-                                         "scratch": int(m.group(3)), "maxrss": rss}
-            for rt in ("onnxruntime", "openvino", "pytorch"):
-                log(f"[{preset}] {rt}, {t} thread(s)")
-                short = {"onnxruntime": "ort", "openvino": "openvino", "pytorch": "torch"}[rt]
-                cmd = [sys.executable, __file__, "--worker", short, "--threads-one", str(t),
-                       "--model", str(model), "--onnx", str(onnx), "--input", str(inp),
-                       "--runs", str(args.runs), "--out", str(work / f"{preset}.{short}.{t}.f32")]
-                out, rss = run_child(cmd)
-                r = json.loads(out.strip().splitlines()[-1])
-                r["maxrss"] = rss
-                results[(rt, t)] = r
+        rounds = {}  # (runtime, threads) -> the median of each round
+        runtimes = ["unet-core", "onnxruntime", "openvino", "pytorch"]
+        for rnd in range(args.rounds):
+            for t in threads:
+                # Each round starts with another runtime, so that none always runs first (the
+                # machine's speed drifts over minutes).
+                for rt in runtimes[rnd % 4:] + runtimes[:rnd % 4]:
+                    log(f"[{preset}] round {rnd + 1}/{args.rounds}: {rt}, {t} thread(s)")
+                    if rt == "unet-core":
+                        env = dict(os.environ, MODEL=str(model), INPUT=str(inp),
+                                   THREADS=str(t), LOGITS=str(work / f"{preset}.unet.{t}.f32"),
+                                   TILE=str(TILE))
+                        out, rss = run_child([str(bench), preset, str(args.runs)], env)
+                        m = re.search(r"RESULT median_ms=(\S+) gflop=(\S+) scratch_bytes=(\d+)",
+                                      out)
+                        if not m:
+                            raise SystemExit(f"bench_tile printed no RESULT line:\n{out}")
+                        gflop = float(m.group(2))
+                        r = {"median_ms": float(m.group(1)), "scratch": int(m.group(3)),
+                             "maxrss": rss}
+                    else:
+                        short = {"onnxruntime": "ort", "openvino": "openvino",
+                                 "pytorch": "torch"}[rt]
+                        cmd = [sys.executable, __file__, "--worker", short, "--threads-one",
+                               str(t), "--model", str(model), "--onnx", str(onnx), "--input",
+                               str(inp), "--runs", str(args.runs), "--out",
+                               str(work / f"{preset}.{short}.{t}.f32")]
+                        out, rss = run_child(cmd)
+                        r = json.loads(out.strip().splitlines()[-1])
+                        r["maxrss"] = rss
+                    rounds.setdefault((rt, t), []).append(r["median_ms"])
+                    prev = results.get((rt, t))
+                    if prev is not None:
+                        r["maxrss"] = max(r["maxrss"], prev["maxrss"])
+                    results[(rt, t)] = r
+        for key, ms in rounds.items():
+            results[key]["median_ms"] = statistics.median(ms)
+            results[key]["rounds"] = ms
 
         # Same model? Everything against ONNX Runtime on 1 thread (or the first count).
         ref = np.fromfile(work / f"{preset}.ort.{threads[0]}.f32", dtype="<f4")
@@ -307,17 +327,24 @@ def main() -> None:
                        if rt == "unet-core" else f"+{r['rss_growth'] / 2**20:.1f} MiB")
                 rows.append((preset, rt, t, r["median_ms"], gflop * 1e3 / r["median_ms"],
                              r["median_ms"] / best, mem, r["maxrss"] / 2**20, diffs[(rt, t)]))
+                detail.append(f"{preset} {rt} {t} thr: "
+                              + " / ".join(f"{x:.0f}" for x in r["rounds"]))
 
     head = ("preset", "runtime", "thr", "median ms", "GFLOP/s", "vs best peer",
             "tile memory", "peak RSS MiB", "max|d| vs ORT")
     fmt = "| {} | {} | {} | {:.0f} | {:.1f} | {:.2f}x | {} | {:.0f} | {:.2e} |"
-    print(f"\n{args.runs} timed runs after 1 warm-up, {TILE}x{TILE} tile, 2 classes, 'valid'; "
+    print(f"\n{args.rounds} round(s) over all runtimes, each {args.runs} timed runs after 1 "
+          f"warm-up (median of the rounds' medians), {TILE}x{TILE} tile, 2 classes, 'valid'; "
           "time relative to the fastest peer at the same thread count (>1 = slower).")
     print("tile memory: unet-core's exact scratch; peers: growth of peak RSS while running.\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
         print(fmt.format(*r))
+    if args.rounds > 1:
+        print("\nround medians, ms (in the order run):")
+        for d in detail:
+            print("  " + d)
     if failed:
         raise SystemExit(f"logits disagree with ONNX Runtime by more than {args.tol}")
 

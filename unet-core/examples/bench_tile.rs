@@ -1,4 +1,5 @@
-//! Times whole tiles of unet-core's forward pass and prints median ms and GFLOP/s.
+//! Times whole tiles of unet-core's forward pass and prints median ms and GFLOP/s: one untimed
+//! warm-up run, then `RUNS` timed ones (the protocol `bench/peers.py` gives every runtime).
 //!
 //! `cargo run --release -p unet-core --example bench_tile -- [paper|base16|small] [RUNS]`
 //!
@@ -155,6 +156,19 @@ fn main() {
         plan.scratch_len() as f64 / plan.scratch_lower_bound() as f64,
         plan.pack_len_per_worker() as f64 * 4.0 / (1 << 20) as f64
     );
+    // One untimed warm-up run, as `bench/peers.py` gives every other runtime: the first run
+    // also pays for touching the scratch pages (30-50 % slower).
+    if runs > 0 {
+        model
+            .forward_with(
+                &*exec,
+                &plan,
+                &input,
+                &mut scratch,
+                Output::Probabilities(&mut out),
+            )
+            .expect("forward");
+    }
     let mut times = Vec::with_capacity(runs);
     let mut cpu_times = Vec::with_capacity(runs);
     for r in 0..runs {
