@@ -29,7 +29,9 @@
 //! Code: this module holds the rules, sizes and checks; `engine` runs a call (the split, the
 //! 36 products); `transforms` the three transforms (portable, and with AVX2/AVX-512 target
 //! features; the filter transform, the output transform's interleave and the input transform's
-//! row step in AVX2 intrinsics — the same arithmetic, so the same bits, as the portable code).
+//! row step in AVX2 / AVX-512 intrinsics — the same arithmetic, so the same bits, as the
+//! portable code, tested bit for bit). Every part of the work area starts on a 64-byte line
+//! (the vector loads and stores of `V` and `M` then never straddle two).
 //!
 //! Which convolutions use it: [`ConvAlgo`] (a [`crate::Plan`] setting; [`ConvAlgo::Auto`] applies
 //! [`prefers_winograd`], a rule measured on this crate's benchmarks).

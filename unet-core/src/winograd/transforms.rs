@@ -1,7 +1,8 @@
 //! The three transforms of Winograd F(4×4, 3×3) (Lavin & Gray's `G`, `Bᵀ`, `Aᵀ`): filters
 //! `U = G g Gᵀ` (stored as GEMM micro-panels), input tiles `V = Bᵀ d B` (strips of 64 tiles,
-//! vectorised across x), output tiles `Y = Aᵀ M A` plus bias and ReLU (8 tiles at a time), each
-//! compiled twice: portable, and with AVX2+FMA where the CPU has them ([`Fast`]).
+//! vectorised across x, then across 8 or 16 tiles), output tiles `Y = Aᵀ M A` plus bias and
+//! ReLU (8 tiles at a time, within one tile row), each portable and compiled for the kernel's
+//! ISA (AVX2+FMA, AVX-512F, AVX-512VL; [`Fast`]) with the same arithmetic, so the same bits.
 
 use super::engine::OutPtr;
 use super::{ALPHA, LANES, POS, SEG, STRIP, STRIP_W, TILE};
