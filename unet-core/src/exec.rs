@@ -1,5 +1,5 @@
 //! Using several cores: the [`Executor`] seam. unet-core never spawns threads; the caller brings
-//! an executor ([`Sequential`] here, [`RayonExecutor`] with the `rayon` feature, or their own,
+//! an executor ([`Sequential`] here, `RayonExecutor` with the `rayon` feature, or their own,
 //! e.g. a camera pipeline's worker pool). Two things run on it: the tiles of a frame
 //! ([`crate::Model::segment`]) and the work of every convolution of one tile
 //! ([`crate::Model::forward_with`]: column blocks through [`crate::gemm::gemm_exec`], Winograd
