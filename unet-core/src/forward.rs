@@ -3,7 +3,7 @@
 use crate::arch::ParamId;
 use crate::conv::{self, ConvInput, Map, MapMut, Part};
 use crate::error::Error;
-use crate::exec::{Executor, Sequential};
+use crate::exec::{Executor, Sequential, Shared};
 use crate::model::Model;
 use crate::plan::{Kind, Plan, Region};
 use crate::winograd;
@@ -114,7 +114,7 @@ impl<'a> Model<'a> {
         plan: &Plan,
         input: &[f32],
         scratch: &mut [f32],
-        mut output: Output<'_>,
+        output: Output<'_>,
     ) -> Result<(), Error> {
         let cfg = *self.config();
         let workers = exec.workers();
@@ -374,70 +374,124 @@ impl<'a> Model<'a> {
             )?;
         }
 
-        // Head, row by row.
+        // Head, row by row, the rows shared out between the workers (each its own row buffer).
         let last = if l == 1 {
             plan.slot(Kind::S, 0)
         } else {
             plan.slot(Kind::D2, 0)
         };
-        let [feat, row] = disjoint(scratch, [last, plan.head_row()])?;
+        let [feat, rows] = disjoint(scratch, [last, plan.head_row()])?;
+        let feat: &[f32] = feat;
         let hw = w(ParamId::Head { bias: false })?;
         let hb = w(ParamId::Head { bias: true })?;
         let (oh, ow) = (sh.output, sw.output);
         let (k, c0) = (cfg.num_classes, ch(0));
-        for y in 0..oh {
-            for cls in 0..k {
-                let acc = &mut row[cls * ow..(cls + 1) * ow];
-                acc.fill(hb.get(cls));
-                for c in 0..c0 {
-                    let wv = hw.get(cls * c0 + c);
-                    let src = &feat[(c * oh + y) * ow..(c * oh + y + 1) * ow];
-                    for (a, &f) in acc.iter_mut().zip(src) {
-                        *a += wv * f;
+        let row_len = k * ow;
+        let workers = exec.workers().min(rows.len() / row_len.max(1)).max(1);
+        let rows = Shared::new(&mut rows[..row_len * workers]);
+        let out = OutRows::new(output);
+        let per = oh.div_ceil(4 * workers).max(1);
+        let failed = core::sync::atomic::AtomicBool::new(false);
+        let job = |j: usize, wk: usize| {
+            // SAFETY: worker `wk` alone uses row buffer `wk` (the `Executor` contract).
+            let Some(row) = (unsafe { rows.range(wk * row_len, row_len) }) else {
+                failed.store(true, core::sync::atomic::Ordering::Relaxed);
+                return;
+            };
+            for y in j * per..((j + 1) * per).min(oh) {
+                for cls in 0..k {
+                    let acc = &mut row[cls * ow..(cls + 1) * ow];
+                    acc.fill(hb.get(cls));
+                    for c in 0..c0 {
+                        let wv = hw.get(cls * c0 + c);
+                        let src = &feat[(c * oh + y) * ow..(c * oh + y + 1) * ow];
+                        for (a, &f) in acc.iter_mut().zip(src) {
+                            *a += wv * f;
+                        }
                     }
                 }
+                // SAFETY: job `j` alone writes output rows `j·per ..` (jobs are distinct runs
+                // of rows).
+                unsafe { out.write_row(row, k, oh, ow, y) };
             }
-            write_row(&mut output, row, k, oh, ow, y);
+        };
+        exec.run(oh.div_ceil(per), &job);
+        if failed.load(core::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::InvalidArgument {
+                what: "internal: executor has more workers than the head's row buffers",
+            });
         }
         Ok(())
     }
 }
 
-/// Writes one output row from the class-major row buffer `row` (`[k, ow]` logits).
-fn write_row(output: &mut Output<'_>, row: &[f32], k: usize, oh: usize, ow: usize, y: usize) {
-    match output {
-        Output::Logits(o) => {
-            for cls in 0..k {
-                o[(cls * oh + y) * ow..(cls * oh + y + 1) * ow]
-                    .copy_from_slice(&row[cls * ow..(cls + 1) * ow]);
-            }
+/// The caller's output, shared by the workers of the head, each writing whole output rows.
+enum OutRows<'o> {
+    Logits(Shared<'o, f32>),
+    Probabilities(Shared<'o, f32>),
+    Labels8(Shared<'o, u8>),
+    Labels16(Shared<'o, u16>),
+}
+
+impl<'o> OutRows<'o> {
+    fn new(output: Output<'o>) -> Self {
+        match output {
+            Output::Logits(o) => OutRows::Logits(Shared::new(o)),
+            Output::Probabilities(o) => OutRows::Probabilities(Shared::new(o)),
+            Output::Labels8(o) => OutRows::Labels8(Shared::new(o)),
+            Output::Labels16(o) => OutRows::Labels16(Shared::new(o)),
         }
-        Output::Probabilities(o) => {
-            for x in 0..ow {
-                let mut m = f32::NEG_INFINITY;
-                for cls in 0..k {
-                    m = m.max(row[cls * ow + x]);
+    }
+
+    /// Writes output row `y` from the class-major row buffer `row` (`[k, ow]` logits; turned
+    /// into probabilities in place for [`Output::Probabilities`]). Rows outside the output
+    /// (checked by the caller's sizes) are skipped.
+    ///
+    /// # Safety
+    /// No other thread may write row `y` meanwhile.
+    unsafe fn write_row(&self, row: &mut [f32], k: usize, oh: usize, ow: usize, y: usize) {
+        match self {
+            OutRows::Logits(o) | OutRows::Probabilities(o) => {
+                if let OutRows::Probabilities(_) = self {
+                    for x in 0..ow {
+                        let mut m = f32::NEG_INFINITY;
+                        for cls in 0..k {
+                            m = m.max(row[cls * ow + x]);
+                        }
+                        let mut sum = 0.0f32;
+                        for cls in 0..k {
+                            let e = libm::expf(row[cls * ow + x] - m);
+                            row[cls * ow + x] = e;
+                            sum += e;
+                        }
+                        let inv = 1.0 / sum;
+                        for cls in 0..k {
+                            row[cls * ow + x] *= inv;
+                        }
+                    }
                 }
-                let mut sum = 0.0f32;
                 for cls in 0..k {
-                    let e = libm::expf(row[cls * ow + x] - m);
-                    o[(cls * oh + y) * ow + x] = e;
-                    sum += e;
-                }
-                let inv = 1.0 / sum;
-                for cls in 0..k {
-                    o[(cls * oh + y) * ow + x] *= inv;
+                    // SAFETY: row `y` of class `cls`, this call's alone (the caller's contract).
+                    if let Some(d) = unsafe { o.range((cls * oh + y) * ow, ow) } {
+                        d.copy_from_slice(&row[cls * ow..(cls + 1) * ow]);
+                    }
                 }
             }
-        }
-        Output::Labels8(o) => {
-            for x in 0..ow {
-                o[y * ow + x] = argmax(row, k, ow, x) as u8;
+            OutRows::Labels8(o) => {
+                // SAFETY: as above.
+                if let Some(d) = unsafe { o.range(y * ow, ow) } {
+                    for (x, d) in d.iter_mut().enumerate() {
+                        *d = argmax(row, k, ow, x) as u8;
+                    }
+                }
             }
-        }
-        Output::Labels16(o) => {
-            for x in 0..ow {
-                o[y * ow + x] = argmax(row, k, ow, x) as u16;
+            OutRows::Labels16(o) => {
+                // SAFETY: as above.
+                if let Some(d) = unsafe { o.range(y * ow, ow) } {
+                    for (x, d) in d.iter_mut().enumerate() {
+                        *d = argmax(row, k, ow, x) as u16;
+                    }
+                }
             }
         }
     }

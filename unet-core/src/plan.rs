@@ -243,9 +243,11 @@ impl Plan {
                 .max(conv3(c, 2 * c, sh.dec_mid[i], sw.dec_mid[i]))
                 .max(conv3(c, c, sh.dec_out[i], sw.dec_out[i]));
         }
+        // The head's row buffers: one output row of every class per worker.
         let row = config
             .num_classes
             .checked_mul(sw.output)
+            .and_then(|r| r.checked_mul(workers))
             .ok_or(Error::Overflow)?;
         items[n] = Item {
             slot: HEAD_ROW,
