@@ -387,8 +387,15 @@ impl<'a> Model<'a> {
         let (oh, ow) = (sh.output, sw.output);
         let (k, c0) = (cfg.num_classes, ch(0));
         let row_len = k * ow;
-        let workers = exec.workers().min(rows.len() / row_len.max(1)).max(1);
-        let rows = Shared::new(&mut rows[..row_len * workers]);
+        let workers = exec.workers().max(1);
+        // The plan has a row buffer per worker it was made for, and the executor was checked
+        // against that count; checked again here, before anything is written.
+        let Some(rows) = row_len.checked_mul(workers).and_then(|n| rows.get_mut(..n)) else {
+            return Err(Error::InvalidArgument {
+                what: "internal: executor has more workers than the head's row buffers",
+            });
+        };
+        let rows = Shared::new(rows);
         let out = OutRows::new(output);
         let per = oh.div_ceil(4 * workers).max(1);
         let failed = core::sync::atomic::AtomicBool::new(false);
