@@ -156,9 +156,7 @@ fn main() {
         plan.scratch_len() as f64 / plan.scratch_lower_bound() as f64,
         plan.pack_len_per_worker() as f64 * 4.0 / (1 << 20) as f64
     );
-    // One untimed warm-up run, as `bench/peers.py` gives every other runtime: the first run
-    // also pays for touching the scratch pages (30-50 % slower).
-    if runs > 0 {
+    let mut tile = || {
         model
             .forward_with(
                 &*exec,
@@ -167,22 +165,19 @@ fn main() {
                 &mut scratch,
                 Output::Probabilities(&mut out),
             )
-            .expect("forward");
+            .expect("forward")
+    };
+    // One untimed warm-up run, as `bench/peers.py` gives every other runtime: the first run
+    // also pays for touching the scratch pages (30-50 % slower).
+    if runs > 0 {
+        tile();
     }
     let mut times = Vec::with_capacity(runs);
     let mut cpu_times = Vec::with_capacity(runs);
     for r in 0..runs {
         let c0 = thread_cpu_seconds();
         let t = Instant::now();
-        model
-            .forward_with(
-                &*exec,
-                &plan,
-                &input,
-                &mut scratch,
-                Output::Probabilities(&mut out),
-            )
-            .expect("forward");
+        tile();
         let s = t.elapsed().as_secs_f64();
         match (c0, thread_cpu_seconds()) {
             (Some(a), Some(b)) => {

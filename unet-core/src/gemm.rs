@@ -456,50 +456,37 @@ pub const fn k_step(k: usize) -> usize {
     }
 }
 
-/// [`run`] with the AVX2 kernel, compiled with AVX2+FMA: the stores around the kernel (inlined
-/// into [`run`]) get the same vector width instead of baseline x86-64 code.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA; [`run`]'s preconditions hold.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2<A, B, D>(
-    m: usize,
-    k: usize,
-    cols: Range<usize>,
-    a: &A,
-    b: &B,
-    dest: &mut D,
-    pack: &mut [f32],
-) where
-    A: PackA + ?Sized,
-    B: PackB + ?Sized,
-    D: Dest + ?Sized,
-{
-    run::<avx2::Avx2Fma, A, B, D>(m, k, cols, a, b, dest, pack);
+/// Defines `$name`: [`run`] with kernel `$kernel`, compiled with target features `$features`,
+/// so that the stores around the kernel (inlined into [`run`]) get the kernel's vector width
+/// instead of baseline x86-64 code.
+macro_rules! run_with {
+    ($name:ident, $kernel:ty, $features:literal) => {
+        #[doc = concat!("[`run`] with `", stringify!($kernel), "`, compiled with ", $features, ".")]
+        ///
+        /// # Safety
+        /// The CPU must support these features; [`run`]'s preconditions hold.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<A, B, D>(
+            m: usize,
+            k: usize,
+            cols: Range<usize>,
+            a: &A,
+            b: &B,
+            dest: &mut D,
+            pack: &mut [f32],
+        ) where
+            A: PackA + ?Sized,
+            B: PackB + ?Sized,
+            D: Dest + ?Sized,
+        {
+            run::<$kernel, A, B, D>(m, k, cols, a, b, dest, pack);
+        }
+    };
 }
 
-/// [`run`] with the AVX-512 kernel, compiled with AVX-512F (as [`run_avx2`]).
-///
-/// # Safety
-/// The CPU must support AVX-512F; [`run`]'s preconditions hold.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_avx512<A, B, D>(
-    m: usize,
-    k: usize,
-    cols: Range<usize>,
-    a: &A,
-    b: &B,
-    dest: &mut D,
-    pack: &mut [f32],
-) where
-    A: PackA + ?Sized,
-    B: PackB + ?Sized,
-    D: Dest + ?Sized,
-{
-    run::<avx512::Avx512, A, B, D>(m, k, cols, a, b, dest, pack);
-}
+run_with!(run_avx2, avx2::Avx2Fma, "avx2,fma");
+run_with!(run_avx512, avx512::Avx512, "avx512f");
 
 /// The five loops. Preconditions (checked by [`gemm`]): dimensions agree, `cols ⊆ 0..n`,
 /// `pack.len() ≥ pack_len_tile(K::MR, K::NR, m, cols.len(), k)`. Inlined into its callers (and
