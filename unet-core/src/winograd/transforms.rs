@@ -596,6 +596,18 @@ mod x86 {
         }
     }
 
+    /// Whether a row step of `lanes` tiles per group can run on `len` tiles: the last group
+    /// reads `row` up to `4·(len rounded up to lanes) + reach`, and every `d_i` holds `len`.
+    fn row_step_fits(
+        row: &[f32],
+        len: usize,
+        lanes: usize,
+        reach: usize,
+        d: &[&mut [f32]; 6],
+    ) -> bool {
+        row.len() >= 4 * len.div_ceil(lanes) * lanes + reach && d.iter().all(|x| x.len() >= len)
+    }
+
     /// `Bᵀ` along the rows of `len` tiles of one strip row (B on the right): tile `l` reads
     /// `row[4l .. 4l + 6]` and writes `d_i[l]`, 8 tiles at a time, the last group masked (the
     /// same operations in the same order as the scalar [`super::bt`]: the same bits). Reads up
@@ -607,8 +619,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(super) unsafe fn row_bt_ymm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
-        let groups = len.div_ceil(8) * 8;
-        if row.len() < 4 * groups + 4 || d.iter().any(|x| x.len() < len) {
+        if !row_step_fits(row, len, 8, 4, &d) {
             return 0;
         }
         // Lane k of the transposed vectors holds tile `PERM[k]`; undo with `permutevar`.
@@ -681,8 +692,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
     pub(super) unsafe fn row_bt_zmm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
-        let groups = len.div_ceil(16) * 16;
-        if row.len() < 4 * groups + 17 || d.iter().any(|x| x.len() < len) {
+        if !row_step_fits(row, len, 16, 17, &d) {
             return 0;
         }
         // SAFETY (whole body): AVX-512F on a CPU that has it; loads of `row[4l .. 4l + 81]`
