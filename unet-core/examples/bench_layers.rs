@@ -8,7 +8,7 @@
 //!
 //! Prints, per layer: channels, output side, the median of the runs in ms, the effective
 //! GFLOP/s (the direct convolution's `2·C_out·C_in·9` flops per output pixel) and the layer's
-//! share of the sum. `LAYER=i` runs layer `i` only (e.g. under `perf record`). Valid padding, 572² input tile; the decoder's first convolution reads one
+//! share of the sum. `LAYER=i` runs layer `i` only (e.g. under `perf record`). Valid padding, 572² input tile (`TILE=n` for another size); the decoder's first convolution reads one
 //! map of `C_in` channels (the concatenation's two parts cost the same).
 
 use std::time::Instant;
@@ -78,8 +78,13 @@ fn main() {
     let kernel = Kernel::best();
     // `LAYER=i`: only layer `i` (0-based, in the order printed), e.g. to profile it.
     let only: Option<usize> = std::env::var("LAYER").ok().and_then(|s| s.parse().ok());
+    // `TILE=n`: an `n × n` input tile instead of the paper's 572² (valid sizes only).
+    let tile: usize = std::env::var("TILE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(572);
     let mut rows = Vec::new();
-    for (i, (cin, cout, o)) in layers(levels, base, 572).into_iter().enumerate() {
+    for (i, (cin, cout, o)) in layers(levels, base, tile).into_iter().enumerate() {
         if only.is_some_and(|l| l != i) {
             continue;
         }

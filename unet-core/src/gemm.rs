@@ -300,6 +300,23 @@ impl Kernel {
         pack_len_tile(mr, nr, m, n, k)
     }
 
+    /// One micro-tile straight from packed panels, without the [`gemm`] loops: `tile[r·NR + c]
+    /// = Σ_p a[p·MR + r] · b[p·NR + c]` for `p < kc`, `(MR, NR)` = [`Kernel::tile`] (the same
+    /// arithmetic, in the same order, as [`gemm`] does for a product whose K fits one block).
+    /// Panels shorter than `kc·MR` / `kc·NR` give a tile of zeros (portable kernel: the
+    /// products of what is there) instead of reading past them.
+    pub(crate) fn tile_product(self, kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MAX_TILE]) {
+        match self.0 {
+            Imp::Portable => portable::Portable::run(kc, a, b, tile),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx2Fma => avx2::Avx2Fma::run(kc, a, b, tile),
+            #[cfg(target_arch = "x86_64")]
+            Imp::Avx512 => avx512::Avx512::run(kc, a, b, tile),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Imp::Neon => neon::Neon::run(kc, a, b, tile),
+        }
+    }
+
     /// The tile shape `(MR, NR)`.
     pub fn tile(self) -> (usize, usize) {
         match self.0 {

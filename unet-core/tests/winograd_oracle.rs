@@ -301,6 +301,16 @@ fn crosses_every_block() {
 }
 
 #[test]
+fn micro_tile_products_give_the_gemm_bits() {
+    // K = 16 fits one GEMM block: blocks whose `M` holds 36 micro-tiles run the products and the
+    // output transform a micro-tile at a time (the automatic blocking here, 15 × 16 = 240
+    // tiles), blocks of 8 rows × 16 tiles (`M` too small) through the GEMM into `M`; every
+    // split of `spreads` must give the bits of the first. 22 output channels: a partial panel.
+    case(10, 6, 62, 66, 1, 2, 22, true, true, None, blk(8, 16), 11);
+    case(16, 0, 30, 35, 0, 0, 16, false, false, None, blk(8, 16), 12);
+}
+
+#[test]
 fn nan_reaches_at_least_the_direct_footprint() {
     case(4, 2, 13, 11, 1, 0, 9, false, true, Some(77), blk(6, 4), 21);
     case(4, 2, 13, 11, 0, 1, 9, true, false, Some(400), blk(6, 4), 22);

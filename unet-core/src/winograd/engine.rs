@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::transforms::{Fast, UPack, VOut, VPack};
-use super::{Layout, SplitBy, Spread, POS, SKEW};
+use super::{Layout, SplitBy, Spread, LANES, POS, SKEW};
 use crate::conv::{ConvInput, MapMut};
 use crate::error::Error;
 use crate::exec::{Executor, Shared};
@@ -243,6 +243,84 @@ fn products(
     Ok(())
 }
 
+/// f32 elements of one `M_ξ` micro-tile in [`fused`]'s buffer: the largest kernel tile
+/// (`MR·NR ≤ MAX_TILE`) plus the lanes that the output transform's last loads read past it, in
+/// whole cache lines.
+const TILE_SLOT: usize = (gemm::MAX_TILE + LANES).div_ceil(gemm::ALIGN) * gemm::ALIGN;
+
+/// Whether [`fused`] can run a block of `cin` input channels whose `U` rows start at `row0`
+/// (`mr`-row panels) with `m_len` elements of `M`: `U` and `V` are one K block each (`C_in` at
+/// most the GEMM's block depth), `row0` starts a panel and the 36 micro-tiles fit `M`.
+fn fuses(cin: usize, row0: usize, mr: usize, m_len: usize) -> bool {
+    gemm::k_step(cin) >= cin && row0.is_multiple_of(mr) && m_len >= POS * TILE_SLOT
+}
+
+/// [`products`] and the output transform of one block, a micro-tile at a time: for each
+/// micro-panel of `nr` tiles and each `mr` output channels, the 36 products (one kernel call
+/// each over the whole depth, into `buf`), then their output transform. `M` stays in L1
+/// instead of streaming through L2, and the GEMM's copy of every tile into `M` is gone. The
+/// kernel runs over the same panels in the same order as in [`products`] (K is one block, see
+/// [`fuses`]): the same bits. Writes channels `co0..co0 + rows` of tiles `t0..t0 + vp.tb`.
+///
+/// # Safety
+/// As the output transform: no other thread may access those pixels during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn fused(
+    cv: &Conv<'_, '_>,
+    fast: Fast,
+    (u, su, up, row0): (&[f32], usize, &UPack, usize),
+    rows: usize,
+    (v, sv, vp): (&[f32], usize, &VPack),
+    buf: &mut [f32],
+    (co0, t0, tw): (usize, usize, usize),
+    out: &OutPtr<'_>,
+) -> Result<(), Error> {
+    let internal = Error::InvalidArgument {
+        what: "internal: winograd operand sizes",
+    };
+    let (mr, nr) = cv.kernel.tile();
+    let cin = vp.cin;
+    let buf = buf.get_mut(..POS * TILE_SLOT).ok_or(internal)?;
+    let mut j0 = 0;
+    while j0 < vp.tb {
+        let tn = nr.min(vp.tb - j0);
+        // Start of the `V` micro-panel of tiles `j0..j0 + nr` (all `C_in` channels follow).
+        let v_at = vp.at(0, j0);
+        let mut r0 = 0;
+        while r0 < rows {
+            let rn = mr.min(rows - r0);
+            let u_at = up.at(0, row0 + r0);
+            for (xi, slot) in buf.chunks_exact_mut(TILE_SLOT).enumerate() {
+                let a = u.get(xi * su + u_at..).ok_or(internal)?;
+                let b = v.get(xi * sv + v_at..).ok_or(internal)?;
+                let tile: &mut [f32; gemm::MAX_TILE] = (&mut slot[..gemm::MAX_TILE])
+                    .try_into()
+                    .map_err(|_| internal)?;
+                cv.kernel.tile_product(cin, a, b, tile);
+            }
+            // SAFETY: the caller reserves these tiles and channels for this call.
+            unsafe {
+                fast.output_transform(
+                    buf,
+                    TILE_SLOT,
+                    nr,
+                    rn,
+                    tn,
+                    co0 + r0,
+                    t0 + j0,
+                    tw,
+                    cv.b,
+                    cv.relu,
+                    out,
+                )
+            };
+            r0 += mr;
+        }
+        j0 += nr;
+    }
+    Ok(())
+}
+
 /// Runs the convolution `cv` into `out` on `exec` as `sp` says, with `work` of at least
 /// `Layout::new(sp, out.c, cin).total()` elements (checked by the caller, as are `sp`'s fields
 /// being at least 1 and `exec.workers() ≤ sp.workers`).
@@ -300,6 +378,25 @@ pub(super) fn run(
             fast.filter_transform(cv.w, (co0, rows), cin, mr, su, u_own);
             (u_own, su, UPack::new(rows, cin, mr), 0)
         };
+        if fuses(cin, row0, mr, m.len()) {
+            // SAFETY: as for the output transform below.
+            let done = unsafe {
+                fused(
+                    cv,
+                    fast,
+                    (u, su, &up, row0),
+                    rows,
+                    (v, sv, vp),
+                    m,
+                    (co0, t0, tw),
+                    &out,
+                )
+            };
+            if done.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
         if products(cv.kernel, u, su, &up, row0, rows, v, sv, vp, m, pack).is_err() {
             failed.store(true, Ordering::Relaxed);
             return;
@@ -310,6 +407,7 @@ pub(super) fn run(
             fast.output_transform(
                 m,
                 rows * vp.tb + SKEW,
+                vp.tb,
                 rows,
                 vp.tb,
                 co0,

@@ -411,6 +411,7 @@ impl Fast {
         self,
         m: &[f32],
         sm: usize,
+        ld: usize,
         rows: usize,
         tb: usize,
         co0: usize,
@@ -425,16 +426,16 @@ impl Fast {
             // other threads away from these tiles.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512 if !self.vl => unsafe {
-                x86::output_transform_avx2(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+                x86::output_transform_avx2(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
             },
             // SAFETY: as above; `vl` is only set on a CPU with AVX-512VL.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512 => unsafe {
-                x86::output_transform_avx512(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+                x86::output_transform_avx512(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
             },
             // SAFETY: the caller keeps other threads away from these tiles.
             Isa::Portable => unsafe {
-                output_transform(m, sm, rows, tb, co0, t0, tw, b, relu, out)
+                output_transform(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
             },
         }
     }
@@ -787,6 +788,7 @@ mod x86 {
     unsafe fn output_transform_x86(
         m: &[f32],
         sm: usize,
+        ld: usize,
         rows: usize,
         tb: usize,
         co0: usize,
@@ -798,9 +800,10 @@ mod x86 {
     ) {
         use super::{ALPHA, LANES, POS, TILE};
         let (oh, ow) = (out.h, out.w);
-        // Every load below reads 8 values at `ξ·sm + r·tb + l` with `r < rows`, `l < tb`:
-        // the last ends before `35·sm + rows·tb + 8 ≤ 36·sm` (`sm ≥ rows·tb + 8`).
-        assert!(sm >= rows * tb + LANES && m.len() >= POS * sm);
+        // Every load below reads 8 values at `ξ·sm + r·ld + l` with `r < rows`, `l < tb`:
+        // the last ends before `35·sm + (rows − 1)·ld + tb + 8 ≤ 36·sm`.
+        assert!(ld >= tb && m.len() >= POS * sm);
+        assert!(rows == 0 || sm >= (rows - 1) * ld + tb + LANES);
         for r in 0..rows {
             let co = co0 + r;
             // SAFETY (whole block): AVX2 on a CPU that has it; loads in bounds (asserted above);
@@ -811,7 +814,7 @@ mod x86 {
                 let zero = _mm256_setzero_ps();
                 let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
                 let ld =
-                    |xi: usize, l: usize| _mm256_loadu_ps(m.as_ptr().add(xi * sm + r * tb + l));
+                    |xi: usize, l: usize| _mm256_loadu_ps(m.as_ptr().add(xi * sm + r * ld + l));
                 let mut l = 0;
                 while l < tb {
                     let t = t0 + l;
@@ -897,6 +900,7 @@ mod x86 {
             pub(super) unsafe fn $name(
                 m: &[f32],
                 sm: usize,
+                ld: usize,
                 rows: usize,
                 tb: usize,
                 co0: usize,
@@ -907,7 +911,7 @@ mod x86 {
                 out: &OutPtr<'_>,
             ) {
                 // SAFETY: the caller's contract.
-                unsafe { output_transform_x86(m, sm, rows, tb, co0, t0, tw, b, relu, out) }
+                unsafe { output_transform_x86(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out) }
             }
         };
     }
@@ -988,18 +992,20 @@ unsafe fn input_transform(
             };
             let (i0, i1, i2, i3, i4, i5) = (src(0), src(1), src(2), src(3), src(4), src(5));
             // The same rows of the next channel: short runs in another plane, which the
-            // hardware prefetchers do not foresee (measured: the loads above stalled).
+            // hardware prefetchers do not foresee (measured: the loads above stalled). They are
+            // prefetched a line at a time between the column step's vectors below (a burst of
+            // ~100 prefetches ahead of the step stalled on the line fill buffers, and its loop
+            // cost as many instructions as the step itself).
+            let mut ahead: [&[f32]; ALPHA] = [&[]; ALPHA];
             if ci + 1 < cin {
                 let (next, nw, ny, nx) = plane(input, ci + 1);
-                for i in 0..ALPHA {
+                for (i, a) in ahead.iter_mut().enumerate() {
                     let yy = y0 + i;
                     if yy < pad || yy - pad >= ih {
                         continue;
                     }
                     let start = (yy - pad + ny) * nw + nx + first;
-                    if let Some(row) = next.get(start..start + inside) {
-                        prefetch(row);
-                    }
+                    *a = next.get(start..start + inside).unwrap_or(&[]);
                 }
             }
             // Bᵀ along the columns into the strip, vectorised across x; zeros left and right of
@@ -1019,14 +1025,42 @@ unsafe fn input_transform(
                 let (r0, r1) = (&mut r0[lead..lead + inside], &mut r1[lead..lead + inside]);
                 let (r2, r3) = (&mut r2[lead..lead + inside], &mut r3[lead..lead + inside]);
                 let (r4, r5) = (&mut r4[lead..lead + inside], &mut r5[lead..lead + inside]);
-                for x in 0..inside {
-                    let o = bt([i0[x], i1[x], i2[x], i3[x], i4[x], i5[x]]);
-                    r0[x] = o[0];
-                    r1[x] = o[1];
-                    r2[x] = o[2];
-                    r3[x] = o[3];
-                    r4[x] = o[4];
-                    r5[x] = o[5];
+                // Lines of 16 columns (one vector with AVX-512, two with AVX2), each after
+                // prefetching the next channel's six lines at the same columns; then the last
+                // columns one by one.
+                let mut x = 0;
+                while x + 16 <= inside {
+                    for a in ahead {
+                        if let Some(line) = a.get(x..x + 1) {
+                            prefetch(line);
+                        }
+                    }
+                    let line = |r: &[f32]| -> [f32; 16] { r[x..x + 16].try_into().unwrap() };
+                    let (c0, c1, c2) = (line(i0), line(i1), line(i2));
+                    let (c3, c4, c5) = (line(i3), line(i4), line(i5));
+                    let mut o = [[0.0f32; 16]; ALPHA];
+                    for k in 0..16 {
+                        let b = bt([c0[k], c1[k], c2[k], c3[k], c4[k], c5[k]]);
+                        for (oi, bi) in o.iter_mut().zip(b) {
+                            oi[k] = bi;
+                        }
+                    }
+                    r0[x..x + 16].copy_from_slice(&o[0]);
+                    r1[x..x + 16].copy_from_slice(&o[1]);
+                    r2[x..x + 16].copy_from_slice(&o[2]);
+                    r3[x..x + 16].copy_from_slice(&o[3]);
+                    r4[x..x + 16].copy_from_slice(&o[4]);
+                    r5[x..x + 16].copy_from_slice(&o[5]);
+                    x += 16;
+                }
+                for c in x..inside {
+                    let o = bt([i0[c], i1[c], i2[c], i3[c], i4[c], i5[c]]);
+                    r0[c] = o[0];
+                    r1[c] = o[1];
+                    r2[c] = o[2];
+                    r3[c] = o[3];
+                    r4[c] = o[4];
+                    r5[c] = o[5];
                 }
             }
             // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
@@ -1113,7 +1147,7 @@ fn relu_keep_nan(v: f32) -> f32 {
 }
 
 /// Output transform of channels `co0..co0 + rows`, tiles `t0..t0 + tb`: `M_ξ[r, t − t0]` at
-/// `m[ξ·sm + r·tb + t − t0]`; `Y = Aᵀ M A + b[co]`, ReLU if `relu`, written to the parts of
+/// `m[ξ·sm + r·ld + t − t0]` (`ld ≥ tb`; the GEMM's `M` has `ld = tb`, a micro-tile `ld = NR`); `Y = Aᵀ M A + b[co]`, ReLU if `relu`, written to the parts of
 /// each 4×4 tile inside `out` (edge tiles clipped).
 ///
 /// # Safety
@@ -1124,6 +1158,7 @@ fn relu_keep_nan(v: f32) -> f32 {
 unsafe fn output_transform(
     m: &[f32],
     sm: usize,
+    ld: usize,
     rows: usize,
     tb: usize,
     co0: usize,
@@ -1142,7 +1177,7 @@ unsafe fn output_transform(
             let n = LANES.min(tb - l);
             let mut mm = [[[0.0f32; LANES]; ALPHA]; ALPHA];
             for (xi, slot) in mm.iter_mut().flatten().enumerate() {
-                let at = xi * sm + r * tb + l;
+                let at = xi * sm + r * ld + l;
                 if n == LANES {
                     // Fixed length: vector moves, not a `memcpy` call.
                     slot.copy_from_slice(&m[at..at + LANES]);
@@ -1362,42 +1397,47 @@ mod tests {
         ] {
             let c = co0 + rows;
             let tw = ow.div_ceil(TILE);
-            let sm = rows * tb + 16;
-            let m: std::vec::Vec<f32> = (0..POS * sm).map(|_| next()).collect();
-            let bias: std::vec::Vec<u8> = (0..c)
-                .flat_map(|i| (i as f32 * 0.25 - 0.3).to_le_bytes())
-                .collect();
-            let b = TensorView::new(DType::F32, Shape::new(&[c]).unwrap(), &bias).unwrap();
-            for relu in [false, true] {
-                let run = |f: Fast| {
-                    let mut o = std::vec![f32::NAN; c * oh * ow];
-                    let out = OutPtr::new(MapMut {
-                        data: &mut o,
-                        c,
-                        h: oh,
-                        w: ow,
-                    })
-                    .unwrap();
-                    // SAFETY: one thread.
-                    unsafe { f.output_transform(&m, sm, rows, tb, co0, t0, tw, &b, relu, &out) };
-                    o
-                };
-                let want = run(Fast {
-                    isa: Isa::Portable,
-                    vl: false,
-                });
-                assert!(want.iter().any(|x| x.is_finite()));
-                for &f in &fast {
-                    let got = run(f);
-                    let same = got
-                        .iter()
-                        .zip(&want)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(
-                        same,
-                        "{oh}x{ow} t0 {t0} tb {tb} relu {relu} isa {:?} vl {}",
-                        f.isa, f.vl
-                    );
+            // `M` rows `tb` apart (the GEMM's) or further (a micro-tile's).
+            for ld in [tb, tb + 9] {
+                let sm = (rows - 1) * ld + tb + 16;
+                let m: std::vec::Vec<f32> = (0..POS * sm).map(|_| next()).collect();
+                let bias: std::vec::Vec<u8> = (0..c)
+                    .flat_map(|i| (i as f32 * 0.25 - 0.3).to_le_bytes())
+                    .collect();
+                let b = TensorView::new(DType::F32, Shape::new(&[c]).unwrap(), &bias).unwrap();
+                for relu in [false, true] {
+                    let run = |f: Fast| {
+                        let mut o = std::vec![f32::NAN; c * oh * ow];
+                        let out = OutPtr::new(MapMut {
+                            data: &mut o,
+                            c,
+                            h: oh,
+                            w: ow,
+                        })
+                        .unwrap();
+                        // SAFETY: one thread.
+                        unsafe {
+                            f.output_transform(&m, sm, ld, rows, tb, co0, t0, tw, &b, relu, &out)
+                        };
+                        o
+                    };
+                    let want = run(Fast {
+                        isa: Isa::Portable,
+                        vl: false,
+                    });
+                    assert!(want.iter().any(|x| x.is_finite()));
+                    for &f in &fast {
+                        let got = run(f);
+                        let same = got
+                            .iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(
+                            same,
+                            "{oh}x{ow} t0 {t0} tb {tb} ld {ld} relu {relu} isa {:?} vl {}",
+                            f.isa, f.vl
+                        );
+                    }
                 }
             }
         }
