@@ -446,7 +446,7 @@ impl Fast {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{input_transform, RowStep, VOut, VPack};
+    use super::{input_transform, RowStep, VOut, VPack, Walk};
     use crate::conv::ConvInput;
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
@@ -597,160 +597,189 @@ mod x86 {
         }
     }
 
-    /// Whether a row step of `lanes` tiles per group can run on `len` tiles: the last group
-    /// reads `row` up to `4·(len rounded up to lanes) + reach`, and every `d_i` holds `len`.
-    fn row_step_fits(
-        row: &[f32],
-        len: usize,
-        lanes: usize,
-        reach: usize,
-        d: &[&mut [f32]; 6],
-    ) -> bool {
-        row.len() >= 4 * len.div_ceil(lanes) * lanes + reach && d.iter().all(|x| x.len() >= len)
+    /// Whether a row step can run on `n ≥ 1` tiles laid out as `pan` says: a group starting at
+    /// tile `l ≤ n − 1` reads `row` up to `4l + reach`, and every `d_i` holds the last tile.
+    fn row_step_fits(row: &[f32], n: usize, reach: usize, pan: &Walk, d: &[&mut [f32]; 6]) -> bool {
+        let last = pan.off(n - 1);
+        row.len() >= 4 * (n - 1) + reach && d.iter().all(|x| x.len() > last)
     }
 
-    /// `Bᵀ` along the rows of `len` tiles of one strip row (B on the right): tile `l` reads
-    /// `row[4l .. 4l + 6]` and writes `d_i[l]`, 8 tiles at a time, the last group masked (the
-    /// same operations in the same order as the scalar [`super::bt`]: the same bits). Reads up
-    /// to `row[4·ceil8(len) + 4]` (lanes past `len` are computed from whatever is there and
-    /// dropped). Returns the tiles done: `len`, or 0 (nothing done) if `row` or a `d_i` is short.
+    /// `Bᵀ` along the rows of `n` tiles of one strip row (B on the right): tile `l` reads
+    /// `row[4l .. 4l + 6]` and writes `d_i[pan.off(l)]`, 8 tiles at a time within each
+    /// micro-panel, the last group of each masked (the same operations in the same order as the
+    /// scalar [`super::bt`]: the same bits). Reads up to `row[4(n − 1) + 36]` (lanes past a run
+    /// are computed from whatever is there and dropped). Returns `false`, having done nothing,
+    /// if `row` or a `d_i` is short.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(super) unsafe fn row_bt_ymm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
-        if !row_step_fits(row, len, 8, 4, &d) {
-            return 0;
+    pub(super) unsafe fn row_bt_ymm(
+        row: &[f32],
+        n: usize,
+        pan: Walk,
+        mut d: [&mut [f32]; 6],
+    ) -> bool {
+        if n == 0 {
+            return true;
+        }
+        if !row_step_fits(row, n, 36, &pan, &d) {
+            return false;
         }
         // Lane k of the transposed vectors holds tile `PERM[k]`; undo with `permutevar`.
         // SAFETY (whole body): AVX2 on a CPU that has it; loads of `row[4l .. 4l + 36]` with
-        // `l + 8 ≤ groups` stay inside `row` (checked above); stores of `d_i[l .. l + 8]` are
-        // masked to lanes `< len` (inside `d_i`, checked above).
+        // `l < n` stay inside `row` (checked above); stores of `d_i[off .. off + 8]` are masked
+        // to the run's tiles, whose offsets are at most `pan.off(n − 1)` (inside `d_i`).
         unsafe {
             let undo = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            let mut l = 0;
-            while l < len {
-                let p = row.as_ptr().add(4 * l);
-                let (a0, a1, a2, a3) = (
-                    _mm256_loadu_ps(p),
-                    _mm256_loadu_ps(p.add(8)),
-                    _mm256_loadu_ps(p.add(16)),
-                    _mm256_loadu_ps(p.add(24)),
-                );
-                let t0 = _mm256_unpacklo_ps(a0, a1);
-                let t1 = _mm256_unpackhi_ps(a0, a1);
-                let t2 = _mm256_unpacklo_ps(a2, a3);
-                let t3 = _mm256_unpackhi_ps(a2, a3);
-                let e0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let e1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let e2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let e3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                // e4, e5: elements 0 and 1 of the next tile.
-                let (b0, b1, b2, b3) = (
-                    _mm256_loadu_ps(p.add(4)),
-                    _mm256_loadu_ps(p.add(12)),
-                    _mm256_loadu_ps(p.add(20)),
-                    _mm256_loadu_ps(p.add(28)),
-                );
-                let s0 = _mm256_unpacklo_ps(b0, b1);
-                let s2 = _mm256_unpacklo_ps(b2, b3);
-                let e4 = _mm256_shuffle_ps::<0x44>(s0, s2);
-                let e5 = _mm256_shuffle_ps::<0xEE>(s0, s2);
-                // bt(): the same operations in the same order as the scalar version.
-                let o = bt_lanes!(
-                    [e0, e1, e2, e3, e4, e5],
-                    _mm256_mul_ps,
-                    _mm256_add_ps,
-                    _mm256_sub_ps,
-                    _mm256_set1_ps
-                );
-                if l + 8 <= len {
-                    for (di, oi) in d.iter_mut().zip(o) {
-                        let v = _mm256_permutevar8x32_ps(oi, undo);
-                        _mm256_storeu_ps(di.as_mut_ptr().add(l), v);
+            // Runs of tiles inside one micro-panel: tiles `l..l + len` at `off..off + len`.
+            let (mut l, mut off, mut col) = (0, 0, pan.col0);
+            while l < n {
+                let len = (pan.nr - col).min(n - l);
+                let mut g = 0;
+                while g < len {
+                    let p = row.as_ptr().add(4 * (l + g));
+                    let (a0, a1, a2, a3) = (
+                        _mm256_loadu_ps(p),
+                        _mm256_loadu_ps(p.add(8)),
+                        _mm256_loadu_ps(p.add(16)),
+                        _mm256_loadu_ps(p.add(24)),
+                    );
+                    let t0 = _mm256_unpacklo_ps(a0, a1);
+                    let t1 = _mm256_unpackhi_ps(a0, a1);
+                    let t2 = _mm256_unpacklo_ps(a2, a3);
+                    let t3 = _mm256_unpackhi_ps(a2, a3);
+                    let e0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let e1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let e2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let e3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    // e4, e5: elements 0 and 1 of the next tile.
+                    let (b0, b1, b2, b3) = (
+                        _mm256_loadu_ps(p.add(4)),
+                        _mm256_loadu_ps(p.add(12)),
+                        _mm256_loadu_ps(p.add(20)),
+                        _mm256_loadu_ps(p.add(28)),
+                    );
+                    let s0 = _mm256_unpacklo_ps(b0, b1);
+                    let s2 = _mm256_unpacklo_ps(b2, b3);
+                    let e4 = _mm256_shuffle_ps::<0x44>(s0, s2);
+                    let e5 = _mm256_shuffle_ps::<0xEE>(s0, s2);
+                    // bt(): the same operations in the same order as the scalar version.
+                    let o = bt_lanes!(
+                        [e0, e1, e2, e3, e4, e5],
+                        _mm256_mul_ps,
+                        _mm256_add_ps,
+                        _mm256_sub_ps,
+                        _mm256_set1_ps
+                    );
+                    if g + 8 <= len {
+                        for (di, oi) in d.iter_mut().zip(o) {
+                            let v = _mm256_permutevar8x32_ps(oi, undo);
+                            _mm256_storeu_ps(di.as_mut_ptr().add(off + g), v);
+                        }
+                    } else {
+                        // Lanes `< len − g`: all ones where the lane is kept.
+                        let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - g) as i32), lanes);
+                        for (di, oi) in d.iter_mut().zip(o) {
+                            let v = _mm256_permutevar8x32_ps(oi, undo);
+                            _mm256_maskstore_ps(di.as_mut_ptr().add(off + g), keep, v);
+                        }
                     }
-                } else {
-                    // Lanes `< len − l`: all ones where the lane is kept.
-                    let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - l) as i32), lanes);
-                    for (di, oi) in d.iter_mut().zip(o) {
-                        let v = _mm256_permutevar8x32_ps(oi, undo);
-                        _mm256_maskstore_ps(di.as_mut_ptr().add(l), keep, v);
-                    }
+                    g += 8;
                 }
-                l += 8;
+                l += len;
+                off = off - col + pan.stride;
+                col = 0;
             }
         }
-        len
+        true
     }
 
     /// As [`row_bt_ymm`], 16 tiles at a time with AVX-512 (stride-4 deinterleave by two-source
-    /// permutes; the same bits). Reads up to `row[4·ceil16(len) + 17]`.
+    /// permutes; the same bits). Reads up to `row[4(n − 1) + 81]`.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
-    pub(super) unsafe fn row_bt_zmm(row: &[f32], len: usize, mut d: [&mut [f32]; 6]) -> usize {
-        if !row_step_fits(row, len, 16, 17, &d) {
-            return 0;
+    pub(super) unsafe fn row_bt_zmm(
+        row: &[f32],
+        n: usize,
+        pan: Walk,
+        mut d: [&mut [f32]; 6],
+    ) -> bool {
+        if n == 0 {
+            return true;
+        }
+        if !row_step_fits(row, n, 81, &pan, &d) {
+            return false;
         }
         // SAFETY (whole body): AVX-512F on a CPU that has it; loads of `row[4l .. 4l + 81]`
-        // with `l + 16 ≤ groups` stay inside `row` (checked above); stores of `d_i[l .. l + 16]`
-        // are masked to lanes `< len` (inside `d_i`, checked above).
+        // with `l < n` stay inside `row` (checked above); stores of `d_i[off .. off + 16]` are
+        // masked to the run's tiles, whose offsets are at most `pan.off(n − 1)` (inside `d_i`).
         unsafe {
             // Stage 1: from 32 values (8 tiles), elements 0 and 1 (`lo`) or 2 and 3 (`hi`) of
             // each tile, 8 lanes each.
             let lo = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
             let hi = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-            let mut l = 0;
-            while l < len {
-                let p = row.as_ptr().add(4 * l);
-                let (a0, a1, a2, a3) = (
-                    _mm512_loadu_ps(p),
-                    _mm512_loadu_ps(p.add(16)),
-                    _mm512_loadu_ps(p.add(32)),
-                    _mm512_loadu_ps(p.add(48)),
-                );
-                let (a4, a5) = (_mm512_loadu_ps(p.add(64)), _mm512_loadu_ps(p.add(65)));
-                let q0 = _mm512_permutex2var_ps(a0, lo, a1);
-                let q1 = _mm512_permutex2var_ps(a2, lo, a3);
-                let r0 = _mm512_permutex2var_ps(a0, hi, a1);
-                let r1 = _mm512_permutex2var_ps(a2, hi, a3);
-                // Stage 2: the halves of the two 8-tile groups side by side.
-                let e0 = _mm512_shuffle_f32x4::<0x44>(q0, q1);
-                let e1 = _mm512_shuffle_f32x4::<0xEE>(q0, q1);
-                let e2 = _mm512_shuffle_f32x4::<0x44>(r0, r1);
-                let e3 = _mm512_shuffle_f32x4::<0xEE>(r0, r1);
-                // e4, e5: elements 0 and 1 of the next tile (lane 15: row[64], row[65]).
-                let shift = |next: __m512, e: __m512| {
-                    _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
-                        _mm512_castps_si512(next),
-                        _mm512_castps_si512(e),
-                    ))
-                };
-                let (e4, e5) = (shift(a4, e0), shift(a5, e1));
-                // bt(): the same operations in the same order as the scalar version.
-                let o = bt_lanes!(
-                    [e0, e1, e2, e3, e4, e5],
-                    _mm512_mul_ps,
-                    _mm512_add_ps,
-                    _mm512_sub_ps,
-                    _mm512_set1_ps
-                );
-                let keep: __mmask16 = if l + 16 <= len {
-                    0xFFFF
-                } else {
-                    (1u16 << (len - l)) - 1
-                };
-                for (di, oi) in d.iter_mut().zip(o) {
-                    _mm512_mask_storeu_ps(di.as_mut_ptr().add(l), keep, oi);
+            // Runs of tiles inside one micro-panel: tiles `l..l + len` at `off..off + len`.
+            let (mut l, mut off, mut col) = (0, 0, pan.col0);
+            while l < n {
+                let len = (pan.nr - col).min(n - l);
+                let mut g = 0;
+                while g < len {
+                    let p = row.as_ptr().add(4 * (l + g));
+                    let (a0, a1, a2, a3) = (
+                        _mm512_loadu_ps(p),
+                        _mm512_loadu_ps(p.add(16)),
+                        _mm512_loadu_ps(p.add(32)),
+                        _mm512_loadu_ps(p.add(48)),
+                    );
+                    let (a4, a5) = (_mm512_loadu_ps(p.add(64)), _mm512_loadu_ps(p.add(65)));
+                    let q0 = _mm512_permutex2var_ps(a0, lo, a1);
+                    let q1 = _mm512_permutex2var_ps(a2, lo, a3);
+                    let r0 = _mm512_permutex2var_ps(a0, hi, a1);
+                    let r1 = _mm512_permutex2var_ps(a2, hi, a3);
+                    // Stage 2: the halves of the two 8-tile groups side by side.
+                    let e0 = _mm512_shuffle_f32x4::<0x44>(q0, q1);
+                    let e1 = _mm512_shuffle_f32x4::<0xEE>(q0, q1);
+                    let e2 = _mm512_shuffle_f32x4::<0x44>(r0, r1);
+                    let e3 = _mm512_shuffle_f32x4::<0xEE>(r0, r1);
+                    // e4, e5: elements 0 and 1 of the next tile (lane 15: row[64], row[65]).
+                    let e4 = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                        _mm512_castps_si512(a4),
+                        _mm512_castps_si512(e0),
+                    ));
+                    let e5 = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                        _mm512_castps_si512(a5),
+                        _mm512_castps_si512(e1),
+                    ));
+                    // bt(): the same operations in the same order as the scalar version.
+                    let o = bt_lanes!(
+                        [e0, e1, e2, e3, e4, e5],
+                        _mm512_mul_ps,
+                        _mm512_add_ps,
+                        _mm512_sub_ps,
+                        _mm512_set1_ps
+                    );
+                    let keep: __mmask16 = if g + 16 <= len {
+                        0xFFFF
+                    } else {
+                        (1u16 << (len - g)) - 1
+                    };
+                    for (di, oi) in d.iter_mut().zip(o) {
+                        _mm512_mask_storeu_ps(di.as_mut_ptr().add(off + g), keep, oi);
+                    }
+                    g += 16;
                 }
-                l += 16;
+                l += len;
+                off = off - col + pan.stride;
+                col = 0;
             }
         }
-        len
+        true
     }
 
     /// `Aᵀ m` on six vectors of 8 tiles (as [`super::at`], lane-wise).
@@ -920,6 +949,41 @@ mod x86 {
     output_with!("avx512f,avx512vl,avx2,fma", output_transform_avx512);
 }
 
+/// Where the tiles of one strip row go in a `V_ξ` slice that starts at the strip's first tile:
+/// they run through micro-panels of `nr` tiles (the first tile is the `col0`-th of its panel),
+/// panels `stride` elements apart ([`VPack`]: `kc·nr` in a K block of `kc` channels).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Walk {
+    /// Place of the strip's first tile in its micro-panel (`< nr`).
+    pub col0: usize,
+    /// Tiles per micro-panel.
+    pub nr: usize,
+    /// Elements from one micro-panel to the next.
+    pub stride: usize,
+}
+
+impl Walk {
+    /// Offset of the strip's tile `l` in the slice.
+    #[inline(always)]
+    pub(super) fn off(&self, l: usize) -> usize {
+        let t = self.col0 + l;
+        t / self.nr * self.stride + t % self.nr - self.col0
+    }
+}
+
+/// The scalar row step: `Bᵀ` along the rows of `n` tiles of one strip row, tile `l` from
+/// `row[4l .. 4l + 6]` into `d_i[pan.off(l)]`. Panics if `row` or a `d_i` is short.
+fn row_bt(row: &[f32], n: usize, pan: Walk, mut d: [&mut [f32]; 6]) {
+    for l in 0..n {
+        let e = &row[TILE * l..TILE * l + 6];
+        let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
+        let at = pan.off(l);
+        for (di, oi) in d.iter_mut().zip(o) {
+            di[at] = oi;
+        }
+    }
+}
+
 /// Zeros standing for the rows of an input strip outside the window (padding).
 static ZEROS: [f32; STRIP_W] = [0.0; STRIP_W];
 
@@ -1064,46 +1128,42 @@ unsafe fn input_transform(
                 }
             }
             // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
-            // written straight into `V_ξ` for ξ = 6a..6a + 6 (`sv` apart), in runs of tiles
-            // that stay inside one micro-panel.
-            let mut l0 = 0;
-            while l0 < n {
-                let tt = t - t0 + l0;
-                let len = (vp.nr - tt % vp.nr).min(n - l0);
-                let at = vp.at(ci, tt);
-                for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
-                    // SAFETY: six distinct `V_ξ` (ξ = 6a..6a + 6), elements of tiles this call
-                    // owns (the caller's contract).
-                    let d = |b: usize| unsafe { v.run((a * ALPHA + b) * sv + at, len) };
-                    let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5));
-                    let done = match step {
-                        // SAFETY: `RowStep::Ymm` / `Zmm` are only passed by callers compiled
-                        // with AVX2 / AVX-512F; the strip row holds tiles `l0..l0 + len` plus
-                        // the slack the vector row steps read ([`STRIP_W`]).
-                        #[cfg(target_arch = "x86_64")]
-                        RowStep::Ymm => unsafe {
-                            x86::row_bt_ymm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5])
-                        },
-                        // SAFETY: as above.
-                        #[cfg(target_arch = "x86_64")]
-                        RowStep::Zmm => unsafe {
-                            x86::row_bt_zmm(&row[TILE * l0..], len, [d0, d1, d2, d3, d4, d5])
-                        },
-                        RowStep::Scalar => 0,
-                    };
-                    let row = &row[TILE * l0..TILE * (l0 + len) + 2];
-                    for l in done..len.min(d5.len()) {
-                        let e = &row[TILE * l..TILE * l + 6];
-                        let o = bt([e[0], e[1], e[2], e[3], e[4], e[5]]);
-                        d0[l] = o[0];
-                        d1[l] = o[1];
-                        d2[l] = o[2];
-                        d3[l] = o[3];
-                        d4[l] = o[4];
-                        d5[l] = o[5];
+            // written straight into `V_ξ` for ξ = 6a..6a + 6 (`sv` apart): the strip's tiles
+            // run through micro-panels of `nr` tiles, `kc·nr` apart in this channel's K block.
+            let tt = t - t0;
+            let at = vp.at(ci, tt);
+            let pan = Walk {
+                col0: tt % vp.nr,
+                nr: vp.nr,
+                stride: vp.block(ci).1 * vp.nr,
+            };
+            let span = pan.off(n - 1) + 1;
+            for (a, row) in strip.chunks_exact(STRIP_W).enumerate() {
+                // SAFETY: six distinct `V_ξ` (ξ = 6a..6a + 6), each from the strip's first tile
+                // to its last: whole micro-panels (all channels) of tiles this call owns (the
+                // caller's contract), or this call's part of the first and last panel.
+                let d = |b: usize| unsafe { v.run((a * ALPHA + b) * sv + at, span) };
+                let d = [d(0), d(1), d(2), d(3), d(4), d(5)];
+                let done = match step {
+                    // SAFETY: `RowStep::Ymm` / `Zmm` are only passed by callers compiled with
+                    // AVX2 / AVX-512F; the strip row holds the tiles plus the slack the vector
+                    // row steps read ([`STRIP_W`]).
+                    #[cfg(target_arch = "x86_64")]
+                    RowStep::Ymm => unsafe { x86::row_bt_ymm(row, n, pan, d) },
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    RowStep::Zmm => unsafe { x86::row_bt_zmm(row, n, pan, d) },
+                    RowStep::Scalar => {
+                        row_bt(row, n, pan, d);
+                        true
                     }
+                };
+                if !done {
+                    // A vector step refused its slices (out of this function's contract).
+                    // SAFETY: as above (the step's slices are gone).
+                    let d = |b: usize| unsafe { v.run((a * ALPHA + b) * sv + at, span) };
+                    row_bt(row, n, pan, [d(0), d(1), d(2), d(3), d(4), d(5)]);
                 }
-                l0 += len;
             }
             t += n;
         }
