@@ -348,7 +348,18 @@ pub(super) fn run(
     let (mr, nr) = cv.kernel.tile();
     let su_all = u_stride(cout, mr, cin);
     if sp.u_once {
-        fast.filter_transform(cv.w, (0, cout), cin, mr, su_all, u_all);
+        // Shared by the workers, a run of whole micro-panels (output channels) each.
+        let panels = cout.div_ceil(mr);
+        let per = panels.div_ceil(exec.workers().max(1));
+        let u_out = Shared::new(&mut *u_all);
+        let job = |j: usize, _wk: usize| {
+            let p0 = j * per;
+            // SAFETY: jobs write distinct panels of `U`.
+            unsafe {
+                fast.filter_transform(cv.w, (0, cout), p0..p0 + per, cin, mr, su_all, &u_out)
+            };
+        };
+        exec.run(panels.div_ceil(per), &job);
     }
     let u_all: &[f32] = u_all;
     let failed = AtomicBool::new(false);
@@ -375,7 +386,19 @@ pub(super) fn run(
             (u_all, su_all, UPack::new(cout, cin, mr), co0)
         } else {
             let su = u_stride(rows, mr, cin);
-            fast.filter_transform(cv.w, (co0, rows), cin, mr, su, u_own);
+            let panels = 0..rows.div_ceil(mr);
+            // SAFETY: the worker's own `U`, on this thread only.
+            unsafe {
+                fast.filter_transform(
+                    cv.w,
+                    (co0, rows),
+                    panels,
+                    cin,
+                    mr,
+                    su,
+                    &Shared::new(&mut *u_own),
+                )
+            };
             (u_own, su, UPack::new(rows, cin, mr), 0)
         };
         if fuses(cin, row0, mr, m.len()) {

@@ -4,9 +4,12 @@
 //! ReLU (8 tiles at a time, within one tile row), each portable and compiled for the kernel's
 //! ISA (AVX2+FMA, AVX-512F, AVX-512VL; [`Fast`]) with the same arithmetic, so the same bits.
 
+use core::ops::Range;
+
 use super::engine::OutPtr;
 use super::{ALPHA, LANES, POS, SEG, STRIP, STRIP_W, TILE};
 use crate::conv::ConvInput;
+use crate::exec::Shared;
 use crate::gemm::Kernel;
 use crate::tensor::TensorView;
 
@@ -43,17 +46,22 @@ fn g_rows(x0: &[f32; 8], x1: &[f32; 8], x2: &[f32; 8]) -> [[f32; 8]; ALPHA] {
 /// Filters `co0..co0 + rows` (`block = (co0, rows)`, all `cin` input channels) transformed
 /// into `u`, packed in micro-panels of `mr ≤ 8` rows per K block ([`UPack`]): `U_ξ[r, ci]` at
 /// `u[ξ·su + UPack::new(rows, cin, mr).at(ci, r)]`, with `U = G g Gᵀ`; the padding rows of
-/// the last panel are zero. Vectorised across the rows of a panel, so that each `U_ξ[panel, ci]`
-/// is one store of `mr` contiguous values; the weights of a panel are read 16 input channels
-/// at a time (`mr` contiguous runs of 144 values).
+/// the last panel are zero. Only the micro-panels `panels` (of `rows.div_ceil(mr)`), so that
+/// workers can share the transform. Vectorised across the rows of a panel, so that each
+/// `U_ξ[panel, ci]` is one store of `mr` contiguous values; the weights of a panel are read 16
+/// input channels at a time (`mr` contiguous runs of 144 values). Panics if a store leaves `u`.
+///
+/// # Safety
+/// No other thread may access the elements of those panels in `u` during the call.
 #[inline(always)]
-fn filter_transform(
+unsafe fn filter_transform(
     w: &TensorView<'_>,
     block: (usize, usize),
+    panels: Range<usize>,
     cin: usize,
     mr: usize,
     su: usize,
-    u: &mut [f32],
+    u: &Shared<'_, f32>,
 ) {
     const CHUNK: usize = 16;
     const ROWS: usize = 8;
@@ -62,7 +70,7 @@ fn filter_transform(
     let up = UPack::new(rows, cin, mr);
     // buf[rr]: the 9 taps of channels ci0..ci0 + n of row rr of the panel.
     let mut buf = [[0.0f32; 9 * CHUNK]; ROWS];
-    for panel in 0..rows.div_ceil(mr) {
+    for panel in panels.start..panels.end.min(rows.div_ceil(mr)) {
         let here = mr.min(rows - panel * mr);
         let mut ci0 = 0;
         while ci0 < cin {
@@ -90,7 +98,8 @@ fn filter_transform(
                 for (a, ((x0, x1), x2)) in t0.iter().zip(t1).zip(t2).enumerate() {
                     for (bb, val) in g_rows(x0, x1, x2).into_iter().enumerate() {
                         let at = (a * ALPHA + bb) * su + base;
-                        let dst = &mut u[at..at + mr];
+                        // SAFETY: an element of this call's panels (the caller's contract).
+                        let dst = unsafe { u.range(at, mr) }.expect("U store out of bounds");
                         if let Ok(d) = <&mut [f32; ROWS]>::try_from(&mut *dst) {
                             // Fixed length: one vector store, not a `memcpy` call.
                             *d = val;
@@ -350,23 +359,29 @@ impl Fast {
         }
     }
 
-    pub(super) fn filter_transform(
+    ///
+    /// # Safety
+    /// As [`filter_transform`]: no other thread may access the elements of `panels` in `u`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn filter_transform(
         self,
         w: &TensorView<'_>,
         block: (usize, usize),
+        panels: Range<usize>,
         cin: usize,
         mr: usize,
         su: usize,
-        u: &mut [f32],
+        u: &Shared<'_, f32>,
     ) {
         match self.isa {
             // SAFETY: `Isa::Avx2` / `Isa::Avx512` are only chosen by `Fast::new` on a CPU with
-            // those features.
+            // those features; the caller keeps other threads away from these panels.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512 => unsafe {
-                x86::filter_transform_ymm(w, block, cin, mr, su, u)
+                x86::filter_transform_ymm(w, block, panels, cin, mr, su, u)
             },
-            Isa::Portable => filter_transform(w, block, cin, mr, su, u),
+            // SAFETY: as above.
+            Isa::Portable => unsafe { filter_transform(w, block, panels, cin, mr, su, u) },
         }
     }
 
@@ -446,8 +461,11 @@ impl Fast {
 mod x86 {
     use core::arch::x86_64::*;
 
+    use core::ops::Range;
+
     use super::{input_transform, RowStep, VOut, VPack, Walk};
     use crate::conv::ConvInput;
+    use crate::exec::Shared;
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
 
@@ -526,37 +544,37 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn filter_transform_ymm(
         w: &TensorView<'_>,
         block: (usize, usize),
+        panels: Range<usize>,
         cin: usize,
         mr: usize,
         su: usize,
-        u: &mut [f32],
+        u: &Shared<'_, f32>,
     ) {
-        use super::{ALPHA, POS};
+        use super::ALPHA;
         const CHUNK: usize = 16;
         const ROWS: usize = 8;
         const ROW: usize = 9 * CHUNK;
         let (co0, rows) = block;
         assert!((1..=ROWS).contains(&mr), "panel height {mr} outside 1..=8");
-        let panels = rows.div_ceil(mr);
-        if panels == 0 || cin == 0 {
+        let panels = panels.start..panels.end.min(rows.div_ceil(mr));
+        if panels.is_empty() || cin == 0 {
             return;
         }
-        // Every store below writes `u[ξ·su + up.at(ci, panel·mr) ..][..mr]`, inside
-        // `u[ξ·su ..][..up.len()]`.
         let up = super::UPack::new(rows, cin, mr);
-        assert!(su >= up.len() && u.len() >= (POS - 1) * su + up.len());
         let mut buf = [[0.0f32; ROW]; ROWS];
         // SAFETY (whole block): AVX2 on a CPU that has it; gathers read `buf` (offsets below
-        // `ROWS·ROW`), stores stay inside `u` (asserted above).
+        // `ROWS·ROW`); each store goes to a slice of `u` in this call's panels (the caller's
+        // contract), bounds-checked by `Shared::range`.
         unsafe {
             let lanes: [i32; ROWS] = core::array::from_fn(|i| if i < mr { -1 } else { 0 });
             let mask = _mm256_loadu_si256(lanes.as_ptr() as *const __m256i);
             let offs: [i32; ROWS] = core::array::from_fn(|i| (i * ROW) as i32);
             let idx = _mm256_loadu_si256(offs.as_ptr() as *const __m256i);
-            for panel in 0..panels {
+            for panel in panels {
                 let here = mr.min(rows - panel * mr);
                 for b in buf.iter_mut().skip(here) {
                     b.fill(0.0);
@@ -582,7 +600,10 @@ mod x86 {
                         for (a, ((x0, x1), x2)) in t0.into_iter().zip(t1).zip(t2).enumerate() {
                             let o = g_rows8(x0, x1, x2);
                             for (bb, v) in o.into_iter().enumerate() {
-                                let p = u.as_mut_ptr().add((a * ALPHA + bb) * su + base);
+                                let p = u
+                                    .range((a * ALPHA + bb) * su + base, mr)
+                                    .expect("U store out of bounds")
+                                    .as_mut_ptr();
                                 if mr == ROWS {
                                     _mm256_storeu_ps(p, v);
                                 } else {
