@@ -59,6 +59,18 @@ impl<'a> OutPtr<'a> {
         })
     }
 
+    /// The address of pixel `(c, y, x)`, for prefetch hints only (wrapping arithmetic: may lie
+    /// outside the map, never dereferenced).
+    #[inline(always)]
+    pub(super) fn addr(&self, c: usize, y: usize, x: usize) -> *const f32 {
+        self.ptr.wrapping_add(
+            c.wrapping_mul(self.h)
+                .wrapping_add(y)
+                .wrapping_mul(self.w)
+                .wrapping_add(x),
+        ) as *const f32
+    }
+
     /// Pixels `x..x + n` of row `y` of channel `c`. Panics if they leave the map (the
     /// transforms only ask for pixels inside it).
     ///
