@@ -380,6 +380,19 @@ const fn pack_len_tile(mr: usize, nr: usize, m: usize, n: usize, k: usize) -> us
 /// it, and each block at most `ALIGN − 1` to rounding; [`pack_len`] counts both.
 pub const ALIGN: usize = 16;
 
+/// Hints the CPU to bring the cache line holding `p` into L1 ahead of a load or store (x86-64;
+/// nothing elsewhere). Any address: a prefetch never faults and `p` is never dereferenced.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch hint has no effect on memory and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The elements to skip from `p` to the next 64-byte boundary (`0..ALIGN`).
 #[inline(always)]
 pub(crate) fn align_skip(p: *const f32) -> usize {

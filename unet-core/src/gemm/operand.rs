@@ -4,7 +4,7 @@
 
 use core::marker::PhantomData;
 
-use super::{Dest, PackA, PackB};
+use super::{Dest, PackA, PackB, ALIGN};
 use crate::tensor::TensorView;
 
 /// Largest element index of a `rows × cols` matrix with strides `rs`, `cs`, plus one (the
@@ -385,6 +385,11 @@ unsafe impl super::SharedDest for MatShared<'_, '_> {
             let start = i * self.rs + n0;
             // The GEMM stores inside `dims` only; checked like a slice index would be.
             assert!(start + cols <= self.len && n0 + cols <= self.cols);
+            // The same row 4 tiles on (the next stores there, in the shallow products' rows-
+            // outer order): the stores of a first layer missed the caches and stalled.
+            let ahead = self.ptr.wrapping_add(start + 4 * stride);
+            super::prefetch(ahead);
+            super::prefetch(ahead.wrapping_add(ALIGN));
             // SAFETY: in bounds of the borrowed slice (checked above); no other live reference
             // covers these elements: concurrent calls have disjoint columns (caller contract)
             // and the slice dies at the end of this iteration.
