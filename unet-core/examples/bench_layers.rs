@@ -76,6 +76,9 @@ fn main() {
     };
     let exec = executor(threads);
     let kernel = Kernel::best();
+    if std::env::var("OP").as_deref() == Ok("pool") {
+        return pools(levels, base, &*exec, runs);
+    }
     // `LAYER=i`: only layer `i` (0-based, in the order printed), e.g. to profile it.
     let only: Option<usize> = std::env::var("LAYER").ok().and_then(|s| s.parse().ok());
     // `TILE=n`: an `n × n` input tile instead of the paper's 572² (valid sizes only).
@@ -156,4 +159,45 @@ fn main() {
         );
     }
     println!("sum {total:.1} ms");
+}
+
+/// `OP=pool`: times the 2×2 max-pooling of every encoder level's output (the skip map) of a
+/// 572² tile, and prints ms and GB/s (bytes read and written).
+fn pools(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
+    let (mut side, mut c) = (572usize, base);
+    println!("max-pool 2x2, {} worker(s), median of {runs} runs", exec.workers());
+    println!("{:>6} {:>5} {:>9} {:>7}", "c", "in", "ms", "GB/s");
+    for _ in 0..levels - 1 {
+        side -= 4;
+        let x: Vec<f32> = (0..c * side * side)
+            .map(|i| ((i * 7919) % 1000) as f32)
+            .collect();
+        let half = side / 2;
+        let mut out = vec![0.0f32; c * half * half];
+        let mut times = Vec::new();
+        for _ in 0..runs + 1 {
+            let input = Map {
+                data: &x,
+                c,
+                h: side,
+                w: side,
+            };
+            let dst = MapMut {
+                data: &mut out,
+                c,
+                h: half,
+                w: half,
+            };
+            let t = Instant::now();
+            unet_core::conv::maxpool2x2_exec(exec, input, dst);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.remove(0);
+        times.sort_by(f64::total_cmp);
+        let ms = times[times.len() / 2];
+        let bytes = 4.0 * (x.len() + out.len()) as f64;
+        println!("{c:>6} {side:>5} {ms:>9.2} {:>7.1}", bytes / ms / 1e6);
+        side = half;
+        c *= 2;
+    }
 }

@@ -24,7 +24,7 @@ pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
             #[cfg(target_arch = "x86_64")]
             if avx2 {
                 // SAFETY: the CPU has AVX2 (checked above).
-                unsafe { x86::pool_row_avx2(top, bottom, o) };
+                unsafe { x86::pool_row_avx2(top, bottom, o, 2 * iw, ow) };
                 continue;
             }
             pool_row(top, bottom, o);
@@ -114,12 +114,22 @@ mod x86 {
         }
     }
 
-    /// [`super::pool_row`] 8 outputs at a time (the rest by the portable code).
+    /// [`super::pool_row`] 8 outputs at a time (the rest by the portable code). Along the
+    /// way, prefetches the next output row's inputs and output (`ahead_in` elements past
+    /// `top` / `bottom`, `ahead_out` past `o`; hints only, any distance): the loads and stores
+    /// of a large map otherwise wait on memory at every 4 KiB page, where the hardware
+    /// prefetchers stop.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn pool_row_avx2(top: &[f32], bottom: &[f32], o: &mut [f32]) {
+    pub(super) unsafe fn pool_row_avx2(
+        top: &[f32],
+        bottom: &[f32],
+        o: &mut [f32],
+        ahead_in: usize,
+        ahead_out: usize,
+    ) {
         let n = o.len();
         if top.len() < 2 * n || bottom.len() < 2 * n {
             // Out of contract: the portable code panics as slice indexing would.
@@ -142,6 +152,9 @@ mod x86 {
             };
             let mut x = 0;
             while x < done {
+                crate::gemm::prefetch(top.as_ptr().wrapping_add(2 * x + ahead_in));
+                crate::gemm::prefetch(bottom.as_ptr().wrapping_add(2 * x + ahead_in));
+                crate::gemm::prefetch(o.as_ptr().wrapping_add(x + ahead_out));
                 let (t0, t1) = split(top.as_ptr().add(2 * x));
                 let (b0, b1) = split(bottom.as_ptr().add(2 * x));
                 let v = nan_max8(nan_max8(t0, t1), nan_max8(b0, b1));
@@ -189,7 +202,7 @@ mod tests {
                 let mut got = std::vec![1.0f32; n];
                 pool_row(&top, &bottom, &mut want);
                 // SAFETY: AVX2 checked above.
-                unsafe { x86::pool_row_avx2(&top, &bottom, &mut got) };
+                unsafe { x86::pool_row_avx2(&top, &bottom, &mut got, 0, 0) };
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(g.to_bits(), w.to_bits(), "n {n}: {top:?} {bottom:?}");
                 }
