@@ -165,7 +165,10 @@ fn main() {
 /// 572² tile, and prints ms and GB/s (bytes read and written).
 fn pools(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
     let (mut side, mut c) = (572usize, base);
-    println!("max-pool 2x2, {} worker(s), median of {runs} runs", exec.workers());
+    println!(
+        "max-pool 2x2, {} worker(s), median of {runs} runs",
+        exec.workers()
+    );
     println!("{:>6} {:>5} {:>9} {:>7}", "c", "in", "ms", "GB/s");
     for _ in 0..levels - 1 {
         side -= 4;
