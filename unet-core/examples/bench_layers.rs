@@ -8,7 +8,8 @@
 //!
 //! Prints, per layer: channels, output side, the median of the runs in ms, the effective
 //! GFLOP/s (the direct convolution's `2·C_out·C_in·9` flops per output pixel) and the layer's
-//! share of the sum. `LAYER=i` runs layer `i` only (e.g. under `perf record`). Valid padding, 572² input tile (`TILE=n` for another size); the decoder's first convolution reads one
+//! share of the sum. `LAYER=i` runs layer `i` only (e.g. under `perf record`); `OP=pool` /
+//! `OP=up` time the max-pools / up-convolutions instead. Valid padding, 572² input tile (`TILE=n` for another size); the decoder's first convolution reads one
 //! map of `C_in` channels (the concatenation's two parts cost the same).
 
 use std::time::Instant;
@@ -76,8 +77,10 @@ fn main() {
     };
     let exec = executor(threads);
     let kernel = Kernel::best();
-    if std::env::var("OP").as_deref() == Ok("pool") {
-        return pools(levels, base, &*exec, runs);
+    match std::env::var("OP").as_deref() {
+        Ok("pool") => return pools(levels, base, &*exec, runs),
+        Ok("up") => return ups(levels, base, &*exec, runs),
+        _ => {}
     }
     // `LAYER=i`: only layer `i` (0-based, in the order printed), e.g. to profile it.
     let only: Option<usize> = std::env::var("LAYER").ok().and_then(|s| s.parse().ok());
@@ -202,5 +205,72 @@ fn pools(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
         println!("{c:>6} {side:>5} {ms:>9.2} {:>7.1}", bytes / ms / 1e6);
         side = half;
         c *= 2;
+    }
+}
+
+/// `OP=up`: times every decoder level's 2×2 transposed convolution of a 572² tile (synthetic
+/// weights; the input side follows the valid-padding geometry) and prints ms and GB/s (bytes
+/// of the input and output maps).
+fn ups(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
+    // Output side of the bottom level, then each decoder level's input side.
+    let mut side = 572usize;
+    for l in 0..levels {
+        side -= 4;
+        if l + 1 < levels {
+            side /= 2;
+        }
+    }
+    let mut c = base << (levels - 1);
+    println!(
+        "up-convolution 2x2, {} worker(s), median of {runs} runs",
+        exec.workers()
+    );
+    println!(
+        "{:>6} {:>6} {:>5} {:>9} {:>7}",
+        "c_in", "c_out", "in", "ms", "GB/s"
+    );
+    for _ in 1..levels {
+        let co = c / 2;
+        let x: Vec<f32> = (0..c * side * side)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
+        let wb: Vec<u8> = (0..c * co * 4)
+            .flat_map(|i| (((i * 31) % 997) as f32 / 997.0 - 0.5).to_le_bytes())
+            .collect();
+        let bb: Vec<u8> = (0..co).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let wv = TensorView::new(DType::F32, Shape::new(&[c, co, 2, 2]).unwrap(), &wb).unwrap();
+        let bv = TensorView::new(DType::F32, Shape::new(&[co]).unwrap(), &bb).unwrap();
+        let mut out = vec![0.0f32; co * 4 * side * side];
+        let mut pack =
+            vec![0.0f32; unet_core::conv::up2x2_pack_len(co, c, side, side) * exec.workers()];
+        let mut times = Vec::new();
+        for _ in 0..runs + 1 {
+            let input = Map {
+                data: &x,
+                c,
+                h: side,
+                w: side,
+            };
+            let dst = MapMut {
+                data: &mut out,
+                c: co,
+                h: 2 * side,
+                w: 2 * side,
+            };
+            let t = Instant::now();
+            unet_core::conv::up2x2_exec(Kernel::best(), exec, &wv, &bv, input, dst, &mut pack)
+                .expect("up2x2");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.remove(0);
+        times.sort_by(f64::total_cmp);
+        let ms = times[times.len() / 2];
+        let bytes = 4.0 * (x.len() + out.len()) as f64;
+        println!(
+            "{c:>6} {co:>6} {side:>5} {ms:>9.2} {:>7.1}",
+            bytes / ms / 1e6
+        );
+        side = 2 * side - 4;
+        c = co;
     }
 }

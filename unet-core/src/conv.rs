@@ -515,6 +515,11 @@ unsafe impl SharedDest for Up2x2Dest<'_, '_> {
                 // call, so no concurrent call touches them (caller contract); it dies at the end
                 // of this iteration.
                 let run = unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), span) };
+                // The next micro-tile's pixels of this row (its stores missed the caches).
+                let ahead = self.ptr.wrapping_add(start + 2 * stride);
+                for line in 0..(2 * stride).div_ceil(gemm::ALIGN) {
+                    gemm::prefetch(ahead.wrapping_add(line * gemm::ALIGN));
+                }
                 let (a, b) = (&t[c..c + len], &t1[c..c + len]);
                 match (pair, first) {
                     (true, true) => {

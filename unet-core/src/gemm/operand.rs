@@ -80,6 +80,10 @@ impl PackB for MatRef<'_> {
     fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }
+    // Inlined into the GEMM's loops, which are compiled with the kernel's target features:
+    // there the fixed-length copies below are two vector moves (out of line, a 128-byte copy
+    // was a `memmove` call: 8 % of an up-convolution).
+    #[inline(always)]
     fn pack_b(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         for (s, panel) in dst
             .chunks_exact_mut(kc * nr)
@@ -148,6 +152,22 @@ impl PackA for WeightMatrix<'_> {
     }
     fn pack_a(&self, m0: usize, mc: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         let (v, rs, cs) = (&self.view, self.rs, self.cs);
+        if rs == 1 && cs != 1 {
+            // Columns are contiguous (a transposed convolution's `[C_in, C_out·4]` weights): the
+            // `mr` rows of a panel at one depth are adjacent values, i.e. one panel row.
+            for (s, panel) in dst
+                .chunks_exact_mut(kc * mr)
+                .take(mc.div_ceil(mr))
+                .enumerate()
+            {
+                let here = mr.min(mc - s * mr);
+                for (p, row) in panel.chunks_exact_mut(mr).enumerate() {
+                    v.read_into((k0 + p) * cs + m0 + s * mr, &mut row[..here]);
+                    row[here..].fill(0.0);
+                }
+            }
+            return;
+        }
         if cs != 1 || kc > super::KC {
             pack_rows(mc, kc, mr, dst, |r, p| v.get((m0 + r) * rs + (k0 + p) * cs));
             return;
