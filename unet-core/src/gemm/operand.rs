@@ -95,6 +95,9 @@ impl PackB for MatRef<'_> {
             for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
                 let base = (k0 + p) * self.rs + c0 * self.cs;
                 if self.cs == 1 {
+                    // The next panel's columns of this row: `kc` rows far apart (a map's
+                    // channels), which the hardware prefetchers do not follow.
+                    super::prefetch(self.data.as_ptr().wrapping_add(base + nr));
                     let src = &self.data[base..base + cnt];
                     // Fixed lengths for whole micro-panel rows: inline moves, not `memcpy`.
                     match cnt {
