@@ -99,6 +99,21 @@ impl<'s> ConvInput<'s> {
     pub fn channels(&self) -> usize {
         self.parts.iter().flatten().map(|p| p.map.c).sum()
     }
+
+    /// Channel `ci` of the concatenation: its plane, the plane's width and the window's origin
+    /// in it (`(&[], 0, 0, 0)` past the last channel).
+    #[inline]
+    pub(crate) fn plane(&self, mut ci: usize) -> (&'s [f32], usize, usize, usize) {
+        for p in self.parts.iter().flatten() {
+            let m = &p.map;
+            if ci < m.c {
+                let len = m.h * m.w;
+                return (&m.data[ci * len..(ci + 1) * len], m.w, p.off_y, p.off_x);
+            }
+            ci -= m.c;
+        }
+        (&[], 0, 0, 0)
+    }
     /// Value of input channel `ch` at window position `(y, x)` (no bounds check against the
     /// window; callers stay inside it).
     #[inline(always)]
@@ -224,6 +239,9 @@ pub fn conv3x3_exec(
     if b.len() < out.c {
         return bad("conv3x3: bias shorter than c_out");
     }
+    if cin == 1 && out.c <= crate::single::MAX_COUT && crate::single::supports(kernel) {
+        return crate::single::conv3x3_single(kernel, exec, w, b, input, pad, relu, out);
+    }
     let a = WeightMatrix::new(*w, out.c, k, k, 1).ok_or(Error::Overflow)?;
     let im2col = Im2col {
         input,
@@ -253,22 +271,6 @@ struct Im2col<'a, 's> {
     out_w: usize,
 }
 
-impl Im2col<'_, '_> {
-    /// Channel `ci` of the concatenated input: its plane, the plane's width and the window origin.
-    #[inline]
-    fn plane(&self, mut ci: usize) -> (&[f32], usize, usize, usize) {
-        for p in self.input.parts.iter().flatten() {
-            let m = &p.map;
-            if ci < m.c {
-                let len = m.h * m.w;
-                return (&m.data[ci * len..(ci + 1) * len], m.w, p.off_y, p.off_x);
-            }
-            ci -= m.c;
-        }
-        (&[], 0, 0, 0)
-    }
-}
-
 impl PackB for Im2col<'_, '_> {
     fn dims(&self) -> (usize, usize) {
         (self.input.channels() * 9, self.out_h * self.out_w)
@@ -281,7 +283,7 @@ impl PackB for Im2col<'_, '_> {
         let strips = nc.div_ceil(nr);
         let dst = &mut dst[..strips * kc * nr];
         let (mut ci, mut ij) = (k0 / 9, k0 % 9);
-        let mut plane = self.plane(ci);
+        let mut plane = self.input.plane(ci);
         for p in 0..kc {
             let (i, j) = (ij / 3, ij % 3);
             let (data, mw, off_y, off_x) = plane;
@@ -319,7 +321,7 @@ impl PackB for Im2col<'_, '_> {
             if ij == 9 {
                 ij = 0;
                 ci += 1;
-                plane = self.plane(ci);
+                plane = self.input.plane(ci);
             }
         }
     }

@@ -42,6 +42,7 @@ pub mod normalize;
 pub mod plan;
 pub mod pool;
 pub mod safetensors;
+mod single;
 #[cfg(feature = "std")]
 pub mod synth;
 pub mod tensor;

@@ -167,6 +167,19 @@ fn conv_case(
 }
 
 #[test]
+fn single_channel_input_rows_in_chunks() {
+    // One input channel (the first layer's path with the AVX-512 kernel): rows of 75 and 66
+    // output pixels cross the 32-pixel chunks and end in a partial one; both paddings, a
+    // cropped window, 16 and 64 output channels (two and eight groups), f16 weights, a NaN;
+    // 65 channels take the GEMM path.
+    conv_case(1, 0, 9, 75, 1, 2, 1, 16, true, true, DType::F32, None, 31);
+    conv_case(1, 0, 6, 66, 0, 0, 0, 64, false, false, DType::F16, None, 32);
+    let nan = Some(77);
+    conv_case(1, 0, 5, 40, 2, 0, 1, 9, false, true, DType::F32, nan, 33);
+    conv_case(1, 0, 4, 33, 0, 1, 0, 65, true, false, DType::F32, None, 34);
+}
+
+#[test]
 fn conv_big_crosses_every_block() {
     // K = 32·9 = 288 > KC, M = 75 > MC, N = 38·40 = 1520 > NC; two cropped parts.
     conv_case(

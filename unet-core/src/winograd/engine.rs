@@ -62,6 +62,7 @@ impl<'a> OutPtr<'a> {
     /// The address of pixel `(c, y, x)`, for prefetch hints only (wrapping arithmetic: may lie
     /// outside the map, never dereferenced).
     #[inline(always)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) fn addr(&self, c: usize, y: usize, x: usize) -> *const f32 {
         self.ptr.wrapping_add(
             c.wrapping_mul(self.h)

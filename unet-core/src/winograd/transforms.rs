@@ -144,20 +144,6 @@ fn at(m: &[[f32; LANES]; 6]) -> [[f32; LANES]; 4] {
     o
 }
 
-/// Input channel `ci` of the concatenated input: its plane, the plane's width and the window
-/// origin.
-fn plane<'s>(input: &ConvInput<'s>, mut ci: usize) -> (&'s [f32], usize, usize, usize) {
-    for p in input.parts.iter().flatten() {
-        let m = &p.map;
-        if ci < m.c {
-            let len = m.h * m.w;
-            return (&m.data[ci * len..(ci + 1) * len], m.w, p.off_y, p.off_x);
-        }
-        ci -= m.c;
-    }
-    (&[], 0, 0, 0)
-}
-
 /// Where the input transform puts `V_ξ[ci, t]` (`C_in × tb`, `t` the tile within the block):
 /// already packed as the GEMM's right operand for a kernel with `nr` columns, so the GEMM reads
 /// it in place ([`crate::gemm::PackB::packed`]). Depths are cut into the GEMM's K blocks
@@ -1064,7 +1050,7 @@ unsafe fn input_transform(
     let (ih, iw) = (input.h, input.w);
     let strip = &mut strip[..STRIP];
     for ci in 0..cin {
-        let (data, mw, off_y, off_x) = plane(input, ci);
+        let (data, mw, off_y, off_x) = input.plane(ci);
         let mut t = t0 + s0;
         while t < t0 + s1 {
             let (ty, tx) = (t / tw, t % tw);
@@ -1095,7 +1081,7 @@ unsafe fn input_transform(
             // cost as many instructions as the step itself).
             let mut ahead: [&[f32]; ALPHA] = [&[]; ALPHA];
             if ci + 1 < cin {
-                let (next, nw, ny, nx) = plane(input, ci + 1);
+                let (next, nw, ny, nx) = input.plane(ci + 1);
                 for (i, a) in ahead.iter_mut().enumerate() {
                     let yy = y0 + i;
                     if yy < pad || yy - pad >= ih {
