@@ -4,8 +4,10 @@ use crate::arch::ParamId;
 use crate::conv::{self, ConvInput, Map, MapMut, Part};
 use crate::error::Error;
 use crate::exec::{Executor, Sequential, Shared};
+use crate::gemm::Kernel;
 use crate::model::Model;
 use crate::plan::{Kind, Plan, Region};
+use crate::tensor::TensorView;
 use crate::winograd;
 
 /// Where and how [`Model::forward`] writes its result. Layouts are row-major over the output
@@ -406,17 +408,16 @@ impl<'a> Model<'a> {
                 return;
             };
             for y in j * per..((j + 1) * per).min(oh) {
-                for cls in 0..k {
-                    let acc = &mut row[cls * ow..(cls + 1) * ow];
-                    acc.fill(hb.get(cls));
-                    for c in 0..c0 {
-                        let wv = hw.get(cls * c0 + c);
-                        let src = &feat[(c * oh + y) * ow..(c * oh + y + 1) * ow];
-                        for (a, &f) in acc.iter_mut().zip(src) {
-                            *a += wv * f;
-                        }
-                    }
-                }
+                let head = Head {
+                    feat,
+                    w: &hw,
+                    b: &hb,
+                    k,
+                    c0,
+                    oh,
+                    ow,
+                };
+                head.logits(kernel, row, y);
                 // SAFETY: job `j` alone writes output rows `j·per ..` (jobs are distinct runs
                 // of rows).
                 unsafe { out.write_row(row, k, oh, ow, y) };
@@ -429,6 +430,77 @@ impl<'a> Model<'a> {
             });
         }
         Ok(())
+    }
+}
+
+/// The head's 1×1 convolution: `k` classes from the `c0` channels of the last feature map
+/// (`[c0, oh, ow]`), weights `[k, c0]` (any layout of that many values), bias `[k]`.
+struct Head<'a, 's> {
+    feat: &'a [f32],
+    w: &'a TensorView<'s>,
+    b: &'a TensorView<'s>,
+    k: usize,
+    c0: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Head<'_, '_> {
+    /// The logits of output row `y` into `row` (`[k, ow]`, class-major): `b[cls] + Σ_c
+    /// w[cls, c] · feat[c, y, x]`, the channels added in order (the same bits whatever the
+    /// instruction set), each feature row read once for all classes. Compiled with the
+    /// kernel's vector instructions on x86-64.
+    fn logits(&self, kernel: Kernel, row: &mut [f32], y: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Kernel::avx512() == Some(kernel) {
+                // SAFETY: that kernel exists only on a CPU with AVX-512F.
+                return unsafe { head_x86::logits_avx512(self, row, y) };
+            }
+            if Kernel::avx2_fma() == Some(kernel) {
+                // SAFETY: that kernel exists only on a CPU with AVX2 and FMA.
+                return unsafe { head_x86::logits_avx2(self, row, y) };
+            }
+        }
+        let _ = kernel;
+        self.logits_portable(row, y)
+    }
+
+    #[inline(always)]
+    fn logits_portable(&self, row: &mut [f32], y: usize) {
+        let (k, c0, oh, ow) = (self.k, self.c0, self.oh, self.ow);
+        for (cls, acc) in row.chunks_exact_mut(ow).take(k).enumerate() {
+            acc.fill(self.b.get(cls));
+        }
+        for c in 0..c0 {
+            let src = &self.feat[(c * oh + y) * ow..(c * oh + y + 1) * ow];
+            for (cls, acc) in row.chunks_exact_mut(ow).take(k).enumerate() {
+                let wv = self.w.get(cls * c0 + c);
+                for (a, &f) in acc.iter_mut().zip(src) {
+                    *a += wv * f;
+                }
+            }
+        }
+    }
+}
+
+/// [`Head::logits`] compiled with x86-64 target features (the same code, wider vectors).
+#[cfg(target_arch = "x86_64")]
+mod head_x86 {
+    use super::Head;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn logits_avx2(head: &Head<'_, '_>, row: &mut [f32], y: usize) {
+        head.logits_portable(row, y)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn logits_avx512(head: &Head<'_, '_>, row: &mut [f32], y: usize) {
+        head.logits_portable(row, y)
     }
 }
 
