@@ -256,24 +256,36 @@ fn products(
     Ok(())
 }
 
-/// f32 elements of one `M_ξ` micro-tile in [`fused`]'s buffer: the largest kernel tile
-/// (`MR·NR ≤ MAX_TILE`) plus the lanes that the output transform's last loads read past it, in
-/// whole cache lines.
-const TILE_SLOT: usize = (gemm::MAX_TILE + LANES).div_ceil(gemm::ALIGN) * gemm::ALIGN;
+/// Most micro-panels of output channels [`fused`] multiplies by one panel of `V_ξ` before
+/// moving to the next position (so that the panel is read from L1 by all of them); bounds the
+/// buffer of products to `36 · GROUP` micro-tiles (288 KiB with 8×32 tiles).
+const GROUP: usize = 8;
+
+/// Layout of [`fused`]'s buffer for `g` micro-panels of a kernel with `mr × nr` tiles: the
+/// elements between the 36 positions (`g` tiles of `mr·nr` one after the other, so that row `r`
+/// of the group is at `r·nr`, plus room for the last tile's full [`gemm::MAX_TILE`] window and
+/// the output transform's reads past the last row, in whole cache lines).
+fn group_stride(g: usize, mr: usize, nr: usize) -> usize {
+    let tiles = g.saturating_sub(1) * mr * nr + gemm::MAX_TILE.max(mr * nr);
+    (tiles + LANES).div_ceil(gemm::ALIGN) * gemm::ALIGN
+}
 
 /// Whether [`fused`] can run a block of `cin` input channels whose `U` rows start at `row0`
 /// (`mr`-row panels) with `m_len` elements of `M`: `U` and `V` are one K block each (`C_in` at
-/// most the GEMM's block depth), `row0` starts a panel and the 36 micro-tiles fit `M`.
-fn fuses(cin: usize, row0: usize, mr: usize, m_len: usize) -> bool {
-    gemm::k_step(cin) >= cin && row0.is_multiple_of(mr) && m_len >= POS * TILE_SLOT
+/// most the GEMM's block depth), `row0` starts a panel and the products of one micro-panel
+/// fit `M`.
+fn fuses(cin: usize, row0: usize, (mr, nr): (usize, usize), m_len: usize) -> bool {
+    gemm::k_step(cin) >= cin && row0.is_multiple_of(mr) && m_len >= POS * group_stride(1, mr, nr)
 }
 
-/// [`products`] and the output transform of one block, a micro-tile at a time: for each
-/// micro-panel of `nr` tiles and each `mr` output channels, the 36 products (one kernel call
-/// each over the whole depth, into `buf`), then their output transform. `M` stays in L1
-/// instead of streaming through L2, and the GEMM's copy of every tile into `M` is gone. The
-/// kernel runs over the same panels in the same order as in [`products`] (K is one block, see
-/// [`fuses`]): the same bits. Writes channels `co0..co0 + rows` of tiles `t0..t0 + vp.tb`.
+/// [`products`] and the output transform of one block, a micro-panel of tiles at a time: for
+/// each micro-panel of `nr` tiles and each group of up to [`GROUP`] micro-panels of `mr` output
+/// channels, the 36 positions' products (one kernel call per channel panel over the whole
+/// depth, all of a position's calls on the same `V_ξ` panel, into `buf`), then their output
+/// transform. `M` stays in L1/L2 instead of streaming through L2/L3, and the GEMM's copy of
+/// every tile into `M` is gone. The kernel runs over the same panels as in [`products`] (K is
+/// one block, see [`fuses`]): the same bits. Writes channels `co0..co0 + rows` of tiles
+/// `t0..t0 + vp.tb`.
 ///
 /// # Safety
 /// As the output transform: no other thread may access those pixels during the call.
@@ -293,29 +305,42 @@ unsafe fn fused(
     };
     let (mr, nr) = cv.kernel.tile();
     let cin = vp.cin;
-    let buf = buf.get_mut(..POS * TILE_SLOT).ok_or(internal)?;
+    // As many channel panels per group as the buffer holds, at most `GROUP`.
+    let panels = rows.div_ceil(mr);
+    let mut group = GROUP.min(panels).max(1);
+    while group > 1 && POS * group_stride(group, mr, nr) > buf.len() {
+        group -= 1;
+    }
+    let sm = group_stride(group, mr, nr);
+    let buf = buf.get_mut(..POS * sm).ok_or(internal)?;
     let mut j0 = 0;
     while j0 < vp.tb {
         let tn = nr.min(vp.tb - j0);
         // Start of the `V` micro-panel of tiles `j0..j0 + nr` (all `C_in` channels follow).
         let v_at = vp.at(0, j0);
-        let mut r0 = 0;
-        while r0 < rows {
-            let rn = mr.min(rows - r0);
-            let u_at = up.at(0, row0 + r0);
-            for (xi, slot) in buf.chunks_exact_mut(TILE_SLOT).enumerate() {
-                let a = u.get(xi * su + u_at..).ok_or(internal)?;
+        let mut p0 = 0;
+        while p0 < panels {
+            let here = group.min(panels - p0);
+            for (xi, plane) in buf.chunks_exact_mut(sm).enumerate() {
                 let b = v.get(xi * sv + v_at..).ok_or(internal)?;
-                let tile: &mut [f32; gemm::MAX_TILE] = (&mut slot[..gemm::MAX_TILE])
-                    .try_into()
-                    .map_err(|_| internal)?;
-                cv.kernel.tile_product(cin, a, b, tile);
+                for g in 0..here {
+                    let u_at = up.at(0, row0 + (p0 + g) * mr);
+                    let a = u.get(xi * su + u_at..).ok_or(internal)?;
+                    let at = g * mr * nr;
+                    let tile: &mut [f32; gemm::MAX_TILE] = plane
+                        .get_mut(at..at + gemm::MAX_TILE)
+                        .and_then(|t| t.try_into().ok())
+                        .ok_or(internal)?;
+                    cv.kernel.tile_product(cin, a, b, tile);
+                }
             }
+            let r0 = p0 * mr;
+            let rn = (here * mr).min(rows - r0);
             // SAFETY: the caller reserves these tiles and channels for this call.
             unsafe {
                 fast.output_transform(
                     buf,
-                    TILE_SLOT,
+                    sm,
                     nr,
                     rn,
                     tn,
@@ -327,7 +352,7 @@ unsafe fn fused(
                     out,
                 )
             };
-            r0 += mr;
+            p0 += here;
         }
         j0 += nr;
     }
@@ -414,7 +439,7 @@ pub(super) fn run(
             };
             (u_own, su, UPack::new(rows, cin, mr), 0)
         };
-        if fuses(cin, row0, mr, m.len()) {
+        if fuses(cin, row0, (mr, nr), m.len()) {
             // SAFETY: as for the output transform below.
             let done = unsafe {
                 fused(
