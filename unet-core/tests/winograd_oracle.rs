@@ -308,6 +308,9 @@ fn micro_tile_products_give_the_gemm_bits() {
     // split of `spreads` must give the bits of the first. 22 output channels: a partial panel.
     case(10, 6, 62, 66, 1, 2, 22, true, true, None, blk(8, 16), 11);
     case(16, 0, 30, 35, 0, 0, 16, false, false, None, blk(8, 16), 12);
+    // Blocks of 22 rows × 16 tiles: `M` holds one channel panel's products at a time (the
+    // automatic blocking's hold all three panels at once).
+    case(10, 6, 62, 66, 1, 2, 22, true, true, None, blk(22, 16), 13);
 }
 
 #[test]
