@@ -114,15 +114,13 @@ fn main() {
         });
         let mut out = vec![0.0f32; cout * o * o];
         let mut work = vec![0.0f32; winograd::conv3x3_scratch_len(algo, cout, cin, o, o, threads)];
-        let mut times = Vec::new();
-        for _ in 0..runs + 1 {
+        let ms = median_ms(runs, || {
             let dst = MapMut {
                 data: &mut out,
                 c: cout,
                 h: o,
                 w: o,
             };
-            let t = Instant::now();
             winograd::conv3x3_by(
                 algo,
                 kernel,
@@ -136,11 +134,7 @@ fn main() {
                 &mut work,
             )
             .expect("conv");
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        times.remove(0);
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        });
         let gflop = 2.0 * (cout * cin * 9 * o * o) as f64 / 1e9;
         let wino = algo.uses_winograd(cout, cin, o, o);
         rows.push((cin, cout, o, ms, gflop, wino));
@@ -180,8 +174,7 @@ fn pools(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
             .collect();
         let half = side / 2;
         let mut out = vec![0.0f32; c * half * half];
-        let mut times = Vec::new();
-        for _ in 0..runs + 1 {
+        let ms = median_ms(runs, || {
             let input = Map {
                 data: &x,
                 c,
@@ -194,13 +187,8 @@ fn pools(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
                 h: half,
                 w: half,
             };
-            let t = Instant::now();
             unet_core::conv::maxpool2x2_exec(exec, input, dst);
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        times.remove(0);
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        });
         let bytes = 4.0 * (x.len() + out.len()) as f64;
         println!("{c:>6} {side:>5} {ms:>9.2} {:>7.1}", bytes / ms / 1e6);
         side = half;
@@ -243,8 +231,7 @@ fn ups(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
         let mut out = vec![0.0f32; co * 4 * side * side];
         let mut pack =
             vec![0.0f32; unet_core::conv::up2x2_pack_len(co, c, side, side) * exec.workers()];
-        let mut times = Vec::new();
-        for _ in 0..runs + 1 {
+        let ms = median_ms(runs, || {
             let input = Map {
                 data: &x,
                 c,
@@ -257,14 +244,9 @@ fn ups(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
                 h: 2 * side,
                 w: 2 * side,
             };
-            let t = Instant::now();
             unet_core::conv::up2x2_exec(Kernel::best(), exec, &wv, &bv, input, dst, &mut pack)
                 .expect("up2x2");
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        times.remove(0);
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        });
         let bytes = 4.0 * (x.len() + out.len()) as f64;
         println!(
             "{c:>6} {co:>6} {side:>5} {ms:>9.2} {:>7.1}",
@@ -273,4 +255,18 @@ fn ups(levels: usize, base: usize, exec: &dyn Executor, runs: usize) {
         side = 2 * side - 4;
         c = co;
     }
+}
+
+/// The median wall time (ms) of `runs` calls of `f`, after one untimed warm-up call.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

@@ -604,6 +604,21 @@ mod x86 {
         }
     }
 
+    /// Runs `$body` for each run of the `n` tiles of a strip row that stays inside one
+    /// micro-panel ([`Walk`]): tiles `$l..$l + $len` go to `$off..$off + $len`.
+    macro_rules! panel_runs {
+        ($pan:expr, $n:expr, |$l:ident, $off:ident, $len:ident| $body:block) => {{
+            let (mut $l, mut $off, mut col) = (0usize, 0usize, $pan.col0);
+            while $l < $n {
+                let $len = ($pan.nr - col).min($n - $l);
+                $body
+                $l += $len;
+                $off = $off - col + $pan.stride;
+                col = 0;
+            }
+        }};
+    }
+
     /// Whether a row step can run on `n ≥ 1` tiles laid out as `pan` says: a group starting at
     /// tile `l ≤ n − 1` reads `row` up to `4l + reach`, and every `d_i` holds the last tile.
     fn row_step_fits(row: &[f32], n: usize, reach: usize, pan: &Walk, d: &[&mut [f32]; 6]) -> bool {
@@ -641,10 +656,7 @@ mod x86 {
         unsafe {
             let undo = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            // Runs of tiles inside one micro-panel: tiles `l..l + len` at `off..off + len`.
-            let (mut l, mut off, mut col) = (0, 0, pan.col0);
-            while l < n {
-                let len = (pan.nr - col).min(n - l);
+            panel_runs!(pan, n, |l, off, len| {
                 let mut g = 0;
                 while g < len {
                     let p = row.as_ptr().add(4 * (l + g));
@@ -696,10 +708,7 @@ mod x86 {
                     }
                     g += 8;
                 }
-                l += len;
-                off = off - col + pan.stride;
-                col = 0;
-            }
+            });
         }
         true
     }
@@ -731,10 +740,7 @@ mod x86 {
             // each tile, 8 lanes each.
             let lo = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
             let hi = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-            // Runs of tiles inside one micro-panel: tiles `l..l + len` at `off..off + len`.
-            let (mut l, mut off, mut col) = (0, 0, pan.col0);
-            while l < n {
-                let len = (pan.nr - col).min(n - l);
+            panel_runs!(pan, n, |l, off, len| {
                 let mut g = 0;
                 while g < len {
                     let p = row.as_ptr().add(4 * (l + g));
@@ -781,10 +787,7 @@ mod x86 {
                     }
                     g += 16;
                 }
-                l += len;
-                off = off - col + pan.stride;
-                col = 0;
-            }
+            });
         }
         true
     }
