@@ -36,12 +36,13 @@ pub(crate) fn supports(kernel: Kernel) -> bool {
 }
 
 /// `out[co, y, x] = b[co] + Σ_{i,j} w[co, 0, i, j] · in[y + i − pad, x + j − pad]` (zero
-/// outside the window), then ReLU (NaN kept) if `relu`. The taps are
-/// added to the bias one at a time in `(i, j)` order, so a pixel's value does not depend on
-/// the ISA or on how the rows are split: the workers of `exec` take runs of whole output rows.
+/// outside the window), then ReLU (NaN kept) if `relu`. The taps are added to the bias one at
+/// a time in `(i, j)` order, so a pixel's value does not depend on how the rows are split: the
+/// workers of `exec` take runs of whole output rows.
 /// The caller ([`crate::conv::conv3x3_exec`]) checked the window against its map, the output
 /// size against the window and padding (`pad ≤ 1`), the weights' and bias' lengths; here:
-/// exactly one input channel, at most [`MAX_COUT`] output channels, `out` long enough.
+/// exactly one input channel, at most [`MAX_COUT`] output channels, a kernel it [`supports`],
+/// `out` long enough (errors otherwise, nothing written).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv3x3_single(
     kernel: Kernel,
@@ -54,7 +55,7 @@ pub(crate) fn conv3x3_single(
     out: MapMut<'_>,
 ) -> Result<(), Error> {
     let (cout, oh, ow) = (out.c, out.h, out.w);
-    if input.channels() != 1 || cout > MAX_COUT || pad > 1 {
+    if input.channels() != 1 || cout > MAX_COUT || pad > 1 || !supports(kernel) {
         return Err(Error::InvalidArgument {
             what: "internal: single-channel convolution out of contract",
         });
@@ -84,11 +85,6 @@ pub(crate) fn conv3x3_single(
         oh,
         ow,
     };
-    if !supports(kernel) {
-        return Err(Error::InvalidArgument {
-            what: "internal: single-channel convolution without AVX-512",
-        });
-    }
     let workers = exec.workers().max(1);
     // About four runs of rows per worker (even shares if one worker is late).
     let per = oh.div_ceil(4 * workers).max(1);
