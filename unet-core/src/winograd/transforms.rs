@@ -613,7 +613,7 @@ mod x86 {
                 let $len = ($pan.nr - col).min($n - $l);
                 $body
                 $l += $len;
-                $off = $off - col + $pan.stride;
+                $off = $off + $pan.stride - col;
                 col = 0;
             }
         }};
