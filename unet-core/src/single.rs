@@ -36,9 +36,10 @@ pub(crate) fn supports(kernel: Kernel) -> bool {
 }
 
 /// `out[co, y, x] = b[co] + Σ_{i,j} w[co, 0, i, j] · in[y + i − pad, x + j − pad]` (zero
-/// outside the window), then ReLU (NaN kept) if `relu`. The taps are added to the bias one at
-/// a time in `(i, j)` order, so a pixel's value does not depend on how the rows are split: the
-/// workers of `exec` take runs of whole output rows.
+/// outside the window), then ReLU (NaN kept) if `relu`, with the arithmetic of the GEMM path
+/// (the products fused-multiply-added in `(i, j)` order from zero, padding included as zeros,
+/// then the bias added): the same bits as im2col + GEMM with any kernel, however the rows are
+/// split between the workers of `exec` (runs of whole output rows).
 /// The caller ([`crate::conv::conv3x3_exec`]) checked the window against its map, the output
 /// size against the window and padding (`pad ≤ 1`), the weights' and bias' lengths; here:
 /// exactly one input channel, at most [`MAX_COUT`] output channels, a kernel it [`supports`],
@@ -142,8 +143,8 @@ mod x86 {
 
     /// Output rows `rows` of every channel, in chunks of [`CHUNK`] pixels: the nine shifted
     /// input runs of a chunk are loaded once (masked: zeros outside the window and past the
-    /// row's end), then for each channel `bias + Σ_k w_k·s_k` in tap order (padding included as
-    /// zeros, as in PyTorch), ReLU, and two stores (masked at the row's end).
+    /// row's end), then for each channel `bias + Σ_k w_k·s_k` (fused multiply-adds in tap
+    /// order, padding included as zeros), ReLU, and two stores (masked at the row's end).
     ///
     /// # Safety
     /// The CPU must support AVX-512F; no other thread may access those rows of `out`.
@@ -189,12 +190,18 @@ mod x86 {
                         }
                         for co in group.clone() {
                             let (taps, bias) = (&job.taps[9 * co..9 * co + 9], job.bias[co]);
-                            let mut acc = [_mm512_set1_ps(bias); 2];
+                            // The GEMM kernels' arithmetic: products fused-multiply-added in tap
+                            // order from zero, then the bias (the same bits as im2col + GEMM).
+                            let mut acc = [zero; 2];
                             for (&w, sk) in taps.iter().zip(&s) {
                                 let wv = _mm512_set1_ps(w);
                                 for (a, &v) in acc.iter_mut().zip(sk) {
-                                    *a = _mm512_add_ps(*a, _mm512_mul_ps(wv, v));
+                                    *a = _mm512_fmadd_ps(wv, v, *a);
                                 }
+                            }
+                            let bias = _mm512_set1_ps(bias);
+                            for a in acc.iter_mut() {
+                                *a = _mm512_add_ps(bias, *a);
                             }
                             if job.relu {
                                 // `max(0, a)` is `a` when `a` is NaN (the second operand wins).

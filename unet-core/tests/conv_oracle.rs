@@ -180,6 +180,47 @@ fn single_channel_input_rows_in_chunks() {
 }
 
 #[test]
+fn single_channel_input_gives_the_gemm_bits() {
+    // The AVX-512 kernel convolves a single-channel input straight from its rows; the others
+    // through im2col + GEMM. The fused-multiply-add kernels (AVX2, AVX-512) must give the same
+    // bits (a C harness compares logits computed under valgrind, which has no AVX-512, with
+    // native ones); the portable kernel multiplies and adds separately.
+    for (h, w, same, relu, cout) in [(9, 75, true, true, 16), (6, 66, false, false, 64)] {
+        let input_vals = values(h * w, 41);
+        let (wbytes, _) = encode(&values(cout * 9, 42), DType::F32);
+        let (bbytes, _) = encode(&values(cout, 43), DType::F32);
+        let wv = view(&wbytes, DType::F32, &[cout, 1, 3, 3]);
+        let bv = view(&bbytes, DType::F32, &[cout]);
+        let input = ConvInput::single(Map {
+            data: &input_vals,
+            c: 1,
+            h,
+            w,
+        });
+        let (oh, ow) = if same { (h, w) } else { (h - 2, w - 2) };
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let mut first: Option<Vec<u32>> = None;
+        for kernel in Kernel::available().filter(|k| k.name() != "portable") {
+            let mut out = vec![f32::NAN; cout * oh * ow];
+            let mut pack = vec![f32::NAN; conv::conv3x3_pack_len(cout, 1, oh, ow)];
+            let o = MapMut {
+                data: &mut out,
+                c: cout,
+                h: oh,
+                w: ow,
+            };
+            conv::conv3x3_with(kernel, &wv, &bv, &input, padding, relu, o, &mut pack).unwrap();
+            let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            let name = kernel.name();
+            match &first {
+                None => first = Some(bits),
+                Some(f) => assert!(*f == bits, "{name}: not the bits of the first kernel"),
+            }
+        }
+    }
+}
+
+#[test]
 fn conv_big_crosses_every_block() {
     // K = 32·9 = 288 > KC, M = 75 > MC, N = 38·40 = 1520 > NC; two cropped parts.
     conv_case(
