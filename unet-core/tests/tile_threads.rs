@@ -252,7 +252,8 @@ fn scratch_grows_by_one_pack_per_worker() {
             p.scratch_lower_bound()
         );
     }
-    assert!(two.scratch_len() <= one.scratch_len() + two.pack_len_per_worker());
+    // ... and at most 2 % above one worker's (the blocks of tiles differ).
+    assert!(two.scratch_len() * 50 <= one.scratch_len() * 51);
 
     // An executor with more workers than the plan has room for is refused, output untouched.
     let p = model.plan_workers(44, 44, 2).unwrap();

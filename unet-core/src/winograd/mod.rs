@@ -177,7 +177,9 @@ pub fn blocking(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> Blocki
     } else {
         WORK_BUDGET.saturating_sub(u)
     };
-    let tiles = (space / per_tile / 16 * 16).clamp(MIN_TILES, MAX_TILES);
+    // Whole micro-panels of any kernel (a partial panel is computed in full: blocks of 112
+    // tiles did 128 tiles' products).
+    let tiles = (space / per_tile / MAX_NR * MAX_NR).clamp(MIN_TILES, MAX_TILES);
     Blocking {
         rows,
         tiles: tiles.min(tile_count(out_h, out_w)),
@@ -278,11 +280,14 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
         WORK_BUDGET.saturating_sub(u_all) / w
     };
     let fit = space / POS.saturating_mul(cin.saturating_add(rows)).max(1);
-    let tiles = (fit / 16 * 16).clamp(MIN_TILES, MAX_TILES);
+    let tiles = (fit / MAX_NR * MAX_NR).clamp(MIN_TILES, MAX_TILES);
     // As many blocks as a multiple of the workers, of nearly equal size.
     let blocks = total.div_ceil(tiles).div_ceil(w).saturating_mul(w);
-    // Multiples of 16 tiles, so that the rows of `M` start on cache lines.
-    let even = total.div_ceil(blocks).div_ceil(16).saturating_mul(16);
+    // Whole micro-panels of any kernel (so also whole cache lines for the rows of `M`).
+    let even = total
+        .div_ceil(blocks)
+        .div_ceil(MAX_NR)
+        .saturating_mul(MAX_NR);
     // Blocks of tiles need at least `MIN_TILES` per worker; when `U` is recomputed for each
     // block, blocks under `3/2·MIN_TILES` tiles recompute it so often that sharing `V` and
     // splitting the channels is faster (measured, 2 workers, paper tile: 256 → 512 at 66² and
@@ -317,8 +322,9 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
             rows,
             tiles: total
                 .div_ceil(blocks)
-                .div_ceil(16)
-                .saturating_mul(16)
+                .div_ceil(MAX_NR)
+                .saturating_mul(MAX_NR)
+                .min(total)
                 .clamp(1, MAX_TILES),
         },
         u_once,
