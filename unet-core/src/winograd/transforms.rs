@@ -1117,8 +1117,8 @@ unsafe fn input_transform(
                 let mut x = 0;
                 while x + 16 <= inside {
                     for a in ahead {
-                        if let Some(line) = a.get(x..x + 1) {
-                            prefetch(line);
+                        if let Some(v) = a.get(x) {
+                            crate::gemm::prefetch(v);
                         }
                     }
                     let line = |r: &[f32]| -> [f32; 16] { r[x..x + 16].try_into().unwrap() };
@@ -1200,22 +1200,6 @@ unsafe fn input_transform(
             }
         }
     }
-}
-
-/// Hints the CPU to bring `data` into the caches (x86-64; nothing elsewhere).
-#[inline(always)]
-fn prefetch(data: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in data.chunks(16) {
-        // SAFETY: a prefetch hint never faults, and the address is inside `data` anyway.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr() as *const i8
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
 }
 
 /// ReLU that keeps NaN.
