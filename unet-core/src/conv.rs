@@ -24,7 +24,7 @@ use crate::arch::Padding;
 use crate::error::Error;
 use core::marker::PhantomData;
 
-use crate::exec::{Executor, Sequential};
+use crate::exec::{Executor, Sequential, Shared};
 use crate::gemm::{self, Epilogue, Kernel, MatRef, MatShared, PackB, SharedDest, WeightMatrix};
 use crate::tensor::TensorView;
 
@@ -52,6 +52,125 @@ pub struct MapMut<'s> {
     pub h: usize,
     /// Width.
     pub w: usize,
+}
+
+/// A writable CHW map whose channel planes are `plane` elements apart (`plane ≥ h·w`): a whole
+/// map (`plane = h·w`) or a run of `h` rows of a taller map (`plane` = that map's `h·w`).
+/// Element `(c, y, x)` is at `c·plane + y·w + x` from the band's first pixel. Held as a raw
+/// pointer so that several threads may write disjoint runs of rows of one map at once, each
+/// through its own `Band`; the borrow of the map's elements lasts `'s`.
+pub(crate) struct Band<'s> {
+    ptr: *mut f32,
+    /// Elements reachable from `ptr`: [`Band::span`]`(c, h, w, plane)`.
+    len: usize,
+    /// Channels.
+    pub c: usize,
+    /// Rows.
+    pub h: usize,
+    /// Pixels per row.
+    pub w: usize,
+    /// Distance between channel planes (elements).
+    pub plane: usize,
+    _borrow: PhantomData<&'s mut [f32]>,
+}
+
+// SAFETY: a `Band` is an exclusive borrow of some elements handed to several threads, which write
+// disjoint pixels (the contract of `Band::row`); it is as safe to send as `&mut [f32]`.
+unsafe impl Sync for Band<'_> {}
+// SAFETY: as above.
+unsafe impl Send for Band<'_> {}
+
+impl<'s> Band<'s> {
+    /// Elements a band of `c × h × w` with planes `plane` apart reaches: `(c − 1)·plane + h·w`
+    /// (0 when empty); `None` if `plane < h·w` or on overflow.
+    pub(crate) fn span(c: usize, h: usize, w: usize, plane: usize) -> Option<usize> {
+        let hw = h.checked_mul(w)?;
+        if plane < hw {
+            return None;
+        }
+        if c == 0 || hw == 0 {
+            return Some(0);
+        }
+        (c - 1).checked_mul(plane)?.checked_add(hw)
+    }
+
+    /// The whole of `map`; `None` if `data` is shorter than `c·h·w` (or that overflows).
+    pub(crate) fn whole(map: MapMut<'s>) -> Option<Band<'s>> {
+        let plane = map.h.checked_mul(map.w)?;
+        let len = Band::span(map.c, map.h, map.w, plane)?;
+        (map.data.len() >= map.c.checked_mul(plane)?).then_some(Band {
+            ptr: map.data.as_mut_ptr(),
+            len,
+            c: map.c,
+            h: map.h,
+            w: map.w,
+            plane,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// Rows `r0..r0 + h` of the `c × full_h × w` map stored in `map` (`None` if they leave it
+    /// or `map` is shorter than `c·full_h·w`).
+    ///
+    /// # Safety
+    /// While the band lives, no other reference (on any thread) may cover these rows' pixels;
+    /// other rows of the map may be written meanwhile through other bands.
+    pub(crate) unsafe fn rows(
+        map: &Shared<'s, f32>,
+        (c, full_h, w): (usize, usize, usize),
+        r0: usize,
+        h: usize,
+    ) -> Option<Band<'s>> {
+        let plane = full_h.checked_mul(w)?;
+        if r0.checked_add(h)? > full_h || map.len() < c.checked_mul(plane)? {
+            return None;
+        }
+        let len = Band::span(c, h, w, plane)?;
+        Some(Band {
+            // In bounds: `r0·w ≤ full_h·w ≤ map.len()` (checked above).
+            ptr: map.ptr().wrapping_add(r0 * w),
+            len,
+            c,
+            h,
+            w,
+            plane,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// The address of pixel `(c, y, x)`, for prefetch hints only (wrapping arithmetic: may lie
+    /// outside the band, never dereferenced).
+    #[inline(always)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn addr(&self, c: usize, y: usize, x: usize) -> *const f32 {
+        self.ptr.wrapping_add(
+            c.wrapping_mul(self.plane)
+                .wrapping_add(y.wrapping_mul(self.w))
+                .wrapping_add(x),
+        ) as *const f32
+    }
+
+    /// Pixels `x..x + n` of row `y` of channel `c`. Panics if they leave the band (callers
+    /// only ask for pixels inside it).
+    ///
+    /// # Safety
+    /// No other live reference (on any thread) may cover these pixels while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub(crate) unsafe fn row(&self, c: usize, y: usize, x: usize, n: usize) -> &mut [f32] {
+        assert!(c < self.c && y < self.h && x + n <= self.w);
+        let at = c * self.plane + y * self.w + x;
+        debug_assert!(at + n <= self.len);
+        // SAFETY: in bounds (checked above: `at + n ≤ (c − 1)·plane + h·w = len`) of the
+        // elements borrowed for `'s`; exclusivity is the caller's guarantee.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(at), n) }
+    }
+
+    /// The first pixel and the elements reachable from it (for destinations that address the
+    /// band themselves).
+    pub(crate) fn raw(&self) -> (*mut f32, usize) {
+        (self.ptr, self.len)
+    }
 }
 
 /// One part of a convolution input: `map` seen through a window whose top-left corner is at
@@ -226,6 +345,37 @@ pub fn conv3x3_exec(
             return bad("conv3x3: input window leaves its map");
         }
     }
+    let needed = out
+        .c
+        .checked_mul(out.h)
+        .and_then(|v| v.checked_mul(out.w))
+        .ok_or(Error::Overflow)?;
+    let got = out.data.len();
+    let Some(out) = Band::whole(out) else {
+        return Err(Error::BufferTooSmall {
+            buffer: "conv3x3 output",
+            needed,
+            got,
+        });
+    };
+    conv3x3_band(kernel, exec, w, b, input, pad, relu, out, pack)
+}
+
+/// [`conv3x3_exec`] into a [`Band`] (its window checked by the caller; `pad` 0 or 1): the
+/// same checks of everything else, the same bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv3x3_band(
+    kernel: Kernel,
+    exec: &dyn Executor,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: &ConvInput<'_>,
+    pad: usize,
+    relu: bool,
+    out: Band<'_>,
+    pack: &mut [f32],
+) -> Result<(), Error> {
+    let bad = |what| Err(Error::InvalidArgument { what });
     let expect = |s: usize| if pad == 1 { Some(s) } else { s.checked_sub(2) };
     if expect(input.h) != Some(out.h) || expect(input.w) != Some(out.w) {
         return bad("conv3x3: output size does not match input size and padding");
@@ -250,14 +400,14 @@ pub fn conv3x3_exec(
         out_w: out.w,
     };
     let epilogue = Epilogue::new(Some(*b), 1, relu);
-    let needed = out.c.checked_mul(n).ok_or(Error::Overflow)?;
-    let got = out.data.len();
-    let mut dest =
-        MatShared::new(out.data, out.c, n, n, epilogue).ok_or(Error::BufferTooSmall {
-            buffer: "conv3x3 output",
-            needed,
-            got,
-        })?;
+    let (ptr, len) = out.raw();
+    // SAFETY: the band's elements, borrowed as long as `out`; row `co` of the product is
+    // channel `co`'s `h·w` pixels, `plane` apart, which only this call writes.
+    let mut dest = unsafe { MatShared::from_raw(ptr, len, out.c, n, out.plane, epilogue) }.ok_or(
+        Error::InvalidArgument {
+            what: "internal: conv3x3 output band",
+        },
+    )?;
     gemm::gemm_exec(kernel, exec, &a, &im2col, &mut dest, pack)
 }
 
@@ -408,11 +558,45 @@ pub fn up2x2_exec(
     out: MapMut<'_>,
     pack: &mut [f32],
 ) -> Result<(), Error> {
+    let needed = out
+        .c
+        .checked_mul(out.h)
+        .and_then(|v| v.checked_mul(out.w))
+        .ok_or(Error::Overflow)?;
+    let got = out.data.len();
+    let rows = input.h;
+    let Some(out) = Band::whole(out) else {
+        return Err(Error::BufferTooSmall {
+            buffer: "up2x2 output",
+            needed,
+            got,
+        });
+    };
+    up2x2_band(kernel, exec, w, b, input, 0, rows, out, pack)
+}
+
+/// [`up2x2_exec`] of input rows `r0..r0 + rows` into a [`Band`] of `2·rows` output rows: the
+/// same checks of everything else, the same bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn up2x2_band(
+    kernel: Kernel,
+    exec: &dyn Executor,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: Map<'_>,
+    r0: usize,
+    rows: usize,
+    out: Band<'_>,
+    pack: &mut [f32],
+) -> Result<(), Error> {
     let bad = |what| Err(Error::InvalidArgument { what });
     let (cin, cout) = (input.c, out.c);
-    let n = input.h.checked_mul(input.w).ok_or(Error::Overflow)?;
+    if r0.checked_add(rows).is_none_or(|e| e > input.h) {
+        return bad("up2x2: input rows leave the map");
+    }
+    let n = rows.checked_mul(input.w).ok_or(Error::Overflow)?;
     let m = cout.checked_mul(4).ok_or(Error::Overflow)?;
-    if input.h.checked_mul(2) != Some(out.h) || input.w.checked_mul(2) != Some(out.w) {
+    if rows.checked_mul(2) != Some(out.h) || input.w.checked_mul(2) != Some(out.w) {
         return bad("up2x2: output is not twice the input size");
     }
     if cin.checked_mul(m) != Some(w.len()) {
@@ -421,26 +605,24 @@ pub fn up2x2_exec(
     if b.len() < cout {
         return bad("up2x2: bias shorter than c_out");
     }
-    let needed = m.checked_mul(n).ok_or(Error::Overflow)?;
-    if out.data.len() < needed {
-        return Err(Error::BufferTooSmall {
-            buffer: "up2x2 output",
-            needed,
-            got: out.data.len(),
-        });
-    }
+    let plane = input.h.checked_mul(input.w).ok_or(Error::Overflow)?;
     let got = input.data.len();
-    let bmat = MatRef::new(input.data, cin, n, n, 1).ok_or(Error::BufferTooSmall {
+    let short = Error::BufferTooSmall {
         buffer: "up2x2 input",
-        needed: cin.saturating_mul(n),
+        needed: cin.saturating_mul(plane),
         got,
-    })?;
+    };
+    if got < cin.checked_mul(plane).ok_or(Error::Overflow)? {
+        return Err(short);
+    }
+    let bmat = MatRef::new(&input.data[r0 * input.w..], cin, n, plane, 1).ok_or(short)?;
     let a = WeightMatrix::new(*w, m, cin, 1, m).ok_or(Error::Overflow)?;
+    let (ptr, len) = out.raw();
     let mut dest = Up2x2Dest {
-        ptr: out.data.as_mut_ptr(),
-        len: out.data.len(),
+        ptr,
+        len,
         c: cout,
-        h: out.h,
+        plane: out.plane,
         w: out.w,
         in_w: input.w,
         n,
@@ -451,14 +633,15 @@ pub fn up2x2_exec(
 }
 
 /// Destination of [`up2x2`]: row `4·co + 2i + j`, column `y·in_w + x` goes to
-/// `out[co, 2y+i, 2x+j]` (`c × h × w` at `ptr`, `len` elements, borrowed `&mut` for `'o`). Each
+/// `out[co, 2y+i, 2x+j]` (a [`Band`] of `c` planes `plane` apart with rows of `w` pixels at
+/// `ptr`, `len` elements, borrowed `&mut` for `'o`). Each
 /// output element belongs to exactly one column, so workers with disjoint columns write
 /// disjoint elements. Sizes were checked by [`up2x2_exec`].
 struct Up2x2Dest<'o, 'b> {
     ptr: *mut f32,
     len: usize,
     c: usize,
-    h: usize,
+    plane: usize,
     w: usize,
     in_w: usize,
     n: usize,
@@ -490,7 +673,7 @@ unsafe impl SharedDest for Up2x2Dest<'_, '_> {
         first: bool,
         _last: bool,
     ) {
-        let (oh, ow, iw) = (self.h, self.w, self.in_w);
+        let (plane, ow, iw) = (self.plane, self.w, self.in_w);
         let mut r = 0;
         while r < rows {
             let row = m0 + r;
@@ -508,7 +691,7 @@ unsafe impl SharedDest for Up2x2Dest<'_, '_> {
             let (mut y, mut x, mut c) = (n0 / iw, n0 % iw, 0);
             while c < cols {
                 let len = (cols - c).min(iw - x);
-                let start = (co * oh + 2 * y + i) * ow + 2 * x + j;
+                let start = co * plane + (2 * y + i) * ow + 2 * x + j;
                 let span = if pair { 2 * len } else { 2 * len - 1 };
                 // Checked like a slice index would be (sizes were checked by `up2x2_exec`).
                 assert!(co < self.c && start + span <= self.len);

@@ -70,6 +70,17 @@ impl<'s, T> Shared<'s, T> {
         }
     }
 
+    /// Length of the shared slice.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The first element (for views that address disjoint parts themselves, e.g.
+    /// [`crate::conv::Band`]).
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+
     /// Elements `start..start + len`, or `None` if out of bounds.
     ///
     /// # Safety

@@ -1,7 +1,7 @@
 //! 2×2 stride-2 max-pooling (the U-Net's downsampling), NaN-propagating as PyTorch's: a
 //! portable row routine and an AVX2 one that gives the same bits.
 
-use crate::conv::{Map, MapMut};
+use crate::conv::{Band, Map, MapMut};
 
 /// 2×2 stride-2 max-pool: `out[c, y, x] = max(in[c, 2y..2y+2, 2x..2x+2])`; `out` is
 /// `input.h/2 × input.w/2` with the same channels (sizes are even by geometry). NaN in a window
@@ -12,23 +12,59 @@ use crate::conv::{Map, MapMut};
 /// `c·h·w`).
 pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
     let (ih, iw, oh, ow) = (input.h, input.w, out.h, out.w);
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = crate::gemm::Kernel::avx2_fma().is_some();
+    let rows = Rows::new();
     for c in 0..out.c {
         for y in 0..oh {
             let r0 = (c * ih + 2 * y) * iw;
-            let r1 = r0 + iw;
-            let top = &input.data[r0..r0 + 2 * ow];
-            let bottom = &input.data[r1..r1 + 2 * ow];
             let o = &mut out.data[(c * oh + y) * ow..(c * oh + y + 1) * ow];
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the CPU has AVX2 (checked above).
-                unsafe { x86::pool_row_avx2(top, bottom, o, 2 * iw, ow) };
-                continue;
-            }
-            pool_row(top, bottom, o);
+            rows.pool(&input.data[r0..r0 + 2 * iw], iw, o);
         }
+    }
+}
+
+/// Output rows `r0..r0 + out.h` of [`maxpool2x2`] of `input` into the band `out` (`input` must
+/// have rows `2·r0 .. 2·(r0 + out.h)` and at least `2·out.w` columns). Panics outside that.
+pub(crate) fn maxpool2x2_band(input: Map<'_>, r0: usize, out: &Band<'_>) {
+    let (ih, iw) = (input.h, input.w);
+    assert!(2 * (r0 + out.h) <= ih && 2 * out.w <= iw);
+    let rows = Rows::new();
+    for c in 0..out.c {
+        for y in 0..out.h {
+            let at = (c * ih + 2 * (r0 + y)) * iw;
+            // SAFETY: the band's own pixels; its contract keeps other references off them.
+            let o = unsafe { out.row(c, y, 0, out.w) };
+            rows.pool(&input.data[at..at + 2 * iw], iw, o);
+        }
+    }
+}
+
+/// The row routine this CPU runs best.
+#[derive(Clone, Copy)]
+struct Rows {
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+}
+
+impl Rows {
+    fn new() -> Rows {
+        Rows {
+            #[cfg(target_arch = "x86_64")]
+            avx2: crate::gemm::Kernel::avx2_fma().is_some(),
+        }
+    }
+
+    /// One output row `o` from the two input rows in `two` (`2·iw` values, rows `iw` apart).
+    #[inline(always)]
+    fn pool(self, two: &[f32], iw: usize, o: &mut [f32]) {
+        let ow = o.len();
+        let (top, bottom) = (&two[..2 * ow], &two[iw..iw + 2 * ow]);
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU has AVX2 (checked in `new`).
+            unsafe { x86::pool_row_avx2(top, bottom, o, 2 * iw, ow) };
+            return;
+        }
+        pool_row(top, bottom, o);
     }
 }
 

@@ -6,9 +6,9 @@
 //! output channel's taps are applied, then stored once. Only with the AVX-512 kernel (other
 //! kernels keep the GEMM path, [`supports`]).
 
-use crate::conv::{ConvInput, MapMut};
+use crate::conv::{Band, ConvInput};
 use crate::error::Error;
-use crate::exec::{Executor, Shared};
+use crate::exec::Executor;
 use crate::gemm::Kernel;
 use crate::tensor::TensorView;
 
@@ -53,23 +53,12 @@ pub(crate) fn conv3x3_single(
     input: &ConvInput<'_>,
     pad: usize,
     relu: bool,
-    out: MapMut<'_>,
+    out: Band<'_>,
 ) -> Result<(), Error> {
     let (cout, oh, ow) = (out.c, out.h, out.w);
     if input.channels() != 1 || cout > MAX_COUT || pad > 1 || !supports(kernel) {
         return Err(Error::InvalidArgument {
             what: "internal: single-channel convolution out of contract",
-        });
-    }
-    let needed = cout
-        .checked_mul(oh)
-        .and_then(|v| v.checked_mul(ow))
-        .ok_or(Error::Overflow)?;
-    if out.data.len() < needed {
-        return Err(Error::BufferTooSmall {
-            buffer: "conv3x3 output",
-            needed,
-            got: out.data.len(),
         });
     }
     let mut taps = [0.0f32; 9 * MAX_COUT];
@@ -82,8 +71,7 @@ pub(crate) fn conv3x3_single(
         bias: &bias[..cout],
         pad,
         relu,
-        out: Shared::new(&mut out.data[..needed]),
-        oh,
+        out,
         ow,
     };
     let workers = exec.workers().max(1);
@@ -113,9 +101,8 @@ struct Rows<'a, 's> {
     bias: &'a [f32],
     pad: usize,
     relu: bool,
-    /// `[c_out, oh, ow]`.
-    out: Shared<'a, f32>,
-    oh: usize,
+    /// `[c_out, oh, ow]`, each job writing its own rows.
+    out: Band<'a>,
     ow: usize,
 }
 
@@ -209,9 +196,7 @@ mod x86 {
                                     *a = _mm512_max_ps(zero, *a);
                                 }
                             }
-                            let Some(dst) = job.out.range((co * job.oh + y) * ow + x0, n) else {
-                                return;
-                            };
+                            let dst = job.out.row(co, y, x0, n);
                             let p = dst.as_mut_ptr();
                             // This row's pixels 4 chunks on, ahead of their stores.
                             let ahead = p.wrapping_add(4 * CHUNK) as *const f32;

@@ -381,6 +381,33 @@ impl<'a, 'b> MatShared<'a, 'b> {
             },
         )
     }
+
+    /// [`MatShared::new`] over `len` elements at `ptr` (e.g. a [`crate::conv::Band`], whose
+    /// other rows other threads may be writing meanwhile); the same checks.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must be valid for writes for `'a`, and no other reference may cover the
+    /// elements this destination writes (`rows × cols`, rows `rs` apart) while it lives.
+    pub(crate) unsafe fn from_raw(
+        ptr: *mut f32,
+        len: usize,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        epilogue: Epilogue<'b>,
+    ) -> Option<Self> {
+        (rs >= cols && span(rows, cols, rs, 1)? <= len && epilogue.covers(rows)).then_some(
+            MatShared {
+                ptr,
+                len,
+                rows,
+                cols,
+                rs,
+                epilogue,
+                _data: PhantomData,
+            },
+        )
+    }
 }
 
 // SAFETY: `store_shared` writes row `i`'s elements `i·rs + n0 .. i·rs + n0 + cols`, i.e. only

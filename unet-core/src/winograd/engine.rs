@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::transforms::{Fast, UPack, VOut, VPack};
 use super::{Layout, SplitBy, Spread, LANES, POS, SKEW};
-use crate::conv::{ConvInput, MapMut};
+use crate::conv::{Band, ConvInput};
 use crate::error::Error;
 use crate::exec::{Executor, Shared};
 use crate::gemm::{self, Epilogue, Kernel, MatMut};
@@ -26,68 +26,8 @@ pub(super) struct Conv<'c, 's> {
     pub relu: bool,
 }
 
-/// The output map shared by the workers, each writing the pixels of its own tiles or channels
-/// (raw pointer: the `&mut` borrow is held for `'a`). Element `(c, y, x)` is at
-/// `(c·h + y)·w + x`.
-pub(super) struct OutPtr<'a> {
-    ptr: *mut f32,
-    len: usize,
-    /// Channels.
-    pub c: usize,
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-    _borrow: core::marker::PhantomData<&'a mut [f32]>,
-}
-
-// SAFETY: an `OutPtr` is an exclusive borrow of the output handed to several threads, which
-// write disjoint pixels (the contract of `OutPtr::row`).
-unsafe impl Sync for OutPtr<'_> {}
-
-impl<'a> OutPtr<'a> {
-    /// Takes the map's borrow; `None` if `data` is shorter than `c·h·w` (or that overflows).
-    pub(super) fn new(out: MapMut<'a>) -> Option<Self> {
-        let need = out.c.checked_mul(out.h)?.checked_mul(out.w)?;
-        (out.data.len() >= need).then_some(OutPtr {
-            ptr: out.data.as_mut_ptr(),
-            len: need,
-            c: out.c,
-            h: out.h,
-            w: out.w,
-            _borrow: core::marker::PhantomData,
-        })
-    }
-
-    /// The address of pixel `(c, y, x)`, for prefetch hints only (wrapping arithmetic: may lie
-    /// outside the map, never dereferenced).
-    #[inline(always)]
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(super) fn addr(&self, c: usize, y: usize, x: usize) -> *const f32 {
-        self.ptr.wrapping_add(
-            c.wrapping_mul(self.h)
-                .wrapping_add(y)
-                .wrapping_mul(self.w)
-                .wrapping_add(x),
-        ) as *const f32
-    }
-
-    /// Pixels `x..x + n` of row `y` of channel `c`. Panics if they leave the map (the
-    /// transforms only ask for pixels inside it).
-    ///
-    /// # Safety
-    /// No other live reference (on any thread) may cover these pixels while the slice lives.
-    #[allow(clippy::mut_from_ref)]
-    #[inline(always)]
-    pub(super) unsafe fn row(&self, c: usize, y: usize, x: usize, n: usize) -> &mut [f32] {
-        assert!(c < self.c && y < self.h && x + n <= self.w);
-        let at = (c * self.h + y) * self.w + x;
-        debug_assert!(at + n <= self.len);
-        // SAFETY: in bounds (checked above: `at + n ≤ c·h·w ≤ len`) of the slice borrowed for
-        // `'a`; exclusivity is the caller's guarantee.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(at), n) }
-    }
-}
+/// The output as the transforms see it (a [`Band`]: whole map or a run of its rows).
+pub(super) type OutPtr<'a> = Band<'a>;
 
 /// The left operand `U_ξ` stored already packed for the kernel ([`UPack`]): rows
 /// `row0..row0 + rows` of the stored matrix. When `row0` is a multiple of the kernel's `mr`
@@ -359,6 +299,55 @@ unsafe fn fused(
     Ok(())
 }
 
+/// `U` of all `c_out` output channels (`dims = (c_out, c_in)`) into `u` (at least
+/// `Layout::u_shared` elements of a `u_once` split), shared by the workers of `exec`: a run of
+/// whole micro-panels each.
+fn transform_u(
+    fast: Fast,
+    exec: &dyn Executor,
+    w: &TensorView<'_>,
+    (cout, cin): (usize, usize),
+    mr: usize,
+    u: &mut [f32],
+) {
+    let su = u_stride(cout, mr, cin);
+    let panels = cout.div_ceil(mr);
+    let per = panels.div_ceil(exec.workers().max(1)).max(1);
+    let u_out = Shared::new(u);
+    let job = |j: usize, _wk: usize| {
+        let p0 = j * per;
+        // SAFETY: jobs write distinct panels of `U`.
+        unsafe { fast.filter_transform(w, (0, cout), p0..p0 + per, cin, mr, su, &u_out) };
+    };
+    exec.run(panels.div_ceil(per), &job);
+}
+
+/// [`transform_u`] for a caller that runs several convolutions with the same weights
+/// ([`run`] with `u_ready`): `u` needs [`super::u_len`]`(c_out, c_in)` elements (checked).
+pub(super) fn prepare_u(
+    kernel: Kernel,
+    exec: &dyn Executor,
+    w: &TensorView<'_>,
+    (cout, cin): (usize, usize),
+    u: &mut [f32],
+) -> Result<(), Error> {
+    let need = super::u_len(cout, cin);
+    let Some(u) = u.get_mut(..need) else {
+        return Err(Error::BufferTooSmall {
+            buffer: "winograd U",
+            needed: need,
+            got: u.len(),
+        });
+    };
+    if cout.checked_mul(cin).and_then(|v| v.checked_mul(9)) != Some(w.len()) {
+        return Err(Error::InvalidArgument {
+            what: "winograd conv3x3: weights are not [c_out, c_in, 3, 3]",
+        });
+    }
+    transform_u(Fast::new(kernel), exec, w, (cout, cin), kernel.tile().0, u);
+    Ok(())
+}
+
 /// Runs the convolution `cv` into `out` on `exec` as `sp` says, with `work` of at least
 /// `Layout::new(sp, out.c, cin).total()` elements (checked by the caller, as are `sp`'s fields
 /// being at least 1 and `exec.workers() ≤ sp.workers`).
@@ -366,40 +355,37 @@ pub(super) fn run(
     cv: &Conv<'_, '_>,
     exec: &dyn Executor,
     sp: &Spread,
-    out: MapMut<'_>,
+    out: Band<'_>,
+    u_ready: Option<&[f32]>,
     work: &mut [f32],
 ) -> Result<(), Error> {
     let (tw, total) = (out.w.div_ceil(super::TILE), super::tile_count(out.h, out.w));
     let cin = cv.input.channels();
     let cout = out.c;
     let lay = Layout::new(sp, cout, cin);
-    let out = OutPtr::new(out).ok_or(Error::InvalidArgument {
-        what: "internal: winograd output shorter than c·h·w",
-    })?;
     // Every part starts on a cache line (`Layout` sizes are whole lines).
     let skip = gemm::align_skip(work.as_ptr()).min(work.len());
     let work = &mut work[skip..];
-    let (shared, parts) = work.split_at_mut(lay.shared());
-    let (u_all, v_all) = shared.split_at_mut(lay.u_shared);
+    // A `U` transformed beforehand takes no room here.
+    let u_len = if u_ready.is_some() { 0 } else { lay.u_shared };
+    let (shared, parts) = work.split_at_mut(u_len + lay.v_shared);
+    let (u_own, v_all) = shared.split_at_mut(u_len);
     let parts = Shared::new(&mut parts[..lay.each().saturating_mul(exec.workers())]);
     let fast = Fast::new(cv.kernel);
     let (mr, nr) = cv.kernel.tile();
     let su_all = u_stride(cout, mr, cin);
-    if sp.u_once {
-        // Shared by the workers, a run of whole micro-panels (output channels) each.
-        let panels = cout.div_ceil(mr);
-        let per = panels.div_ceil(exec.workers().max(1));
-        let u_out = Shared::new(&mut *u_all);
-        let job = |j: usize, _wk: usize| {
-            let p0 = j * per;
-            // SAFETY: jobs write distinct panels of `U`.
-            unsafe {
-                fast.filter_transform(cv.w, (0, cout), p0..p0 + per, cin, mr, su_all, &u_out)
-            };
-        };
-        exec.run(panels.div_ceil(per), &job);
+    if u_ready.is_some_and(|u| !sp.u_once || u.len() < lay.u_shared) {
+        return Err(Error::InvalidArgument {
+            what: "internal: winograd U given for a split that transforms its own",
+        });
     }
-    let u_all: &[f32] = u_all;
+    if sp.u_once && u_ready.is_none() {
+        transform_u(fast, exec, cv.w, (cout, cin), mr, u_own);
+    }
+    let u_all: &[f32] = match u_ready {
+        Some(u) => u,
+        None => u_own,
+    };
     let failed = AtomicBool::new(false);
     // Worker `wk`'s buffers.
     let part = |wk: usize| {

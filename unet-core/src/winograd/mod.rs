@@ -55,7 +55,7 @@ mod engine;
 mod transforms;
 
 use crate::arch::Padding;
-use crate::conv::{ConvInput, MapMut};
+use crate::conv::{Band, ConvInput, MapMut};
 use crate::error::Error;
 use crate::gemm::{self, Kernel};
 use crate::tensor::TensorView;
@@ -466,13 +466,13 @@ pub fn conv3x3_by(
 }
 
 /// Checks a convolution's arguments as [`crate::conv::conv3x3_with`] does; returns the padding
-/// (0 or 1).
+/// (0 or 1). The output's length is checked where it becomes a [`Band`].
 fn check(
     w: &TensorView<'_>,
     b: &TensorView<'_>,
     input: &ConvInput<'_>,
     padding: Padding,
-    out: &MapMut<'_>,
+    (out_c, out_h, out_w): (usize, usize, usize),
 ) -> Result<usize, Error> {
     let bad = |what| Err(Error::InvalidArgument { what });
     let pad = match padding {
@@ -495,37 +495,24 @@ fn check(
         }
     }
     let expect = |s: usize| if pad == 1 { Some(s) } else { s.checked_sub(2) };
-    if expect(input.h) != Some(out.h) || expect(input.w) != Some(out.w) {
+    if expect(input.h) != Some(out_h) || expect(input.w) != Some(out_w) {
         return bad("winograd conv3x3: output size does not match input size and padding");
     }
     let cin = input.channels();
     let k = cin.checked_mul(9).ok_or(Error::Overflow)?;
-    if out.c.checked_mul(k) != Some(w.len()) {
+    if out_c.checked_mul(k) != Some(w.len()) {
         return bad("winograd conv3x3: weights are not [c_out, c_in, 3, 3]");
     }
-    if b.len() < out.c {
+    if b.len() < out_c {
         return bad("winograd conv3x3: bias shorter than c_out");
     }
-    let needed = out
-        .c
-        .checked_mul(out.h)
-        .and_then(|v| v.checked_mul(out.w))
-        .ok_or(Error::Overflow)?;
-    if out.data.len() < needed {
-        return Err(Error::BufferTooSmall {
-            buffer: "winograd conv3x3 output",
-            needed,
-            got: out.data.len(),
-        });
-    }
     // The tile grid and the blocked buffers must be addressable.
-    let tiles = out
-        .h
+    let tiles = out_h
         .div_ceil(TILE)
-        .checked_mul(out.w.div_ceil(TILE))
+        .checked_mul(out_w.div_ceil(TILE))
         .ok_or(Error::Overflow)?;
-    POS.checked_mul(cin.max(out.c))
-        .and_then(|v| v.checked_mul(tiles.max(cin).max(out.c)))
+    POS.checked_mul(cin.max(out_c))
+        .and_then(|v| v.checked_mul(tiles.max(cin).max(out_c)))
         .ok_or(Error::Overflow)?;
     Ok(pad)
 }
@@ -611,7 +598,40 @@ pub fn conv3x3_winograd_spread(
     out: MapMut<'_>,
     work: &mut [f32],
 ) -> Result<(), Error> {
-    let pad = check(w, b, input, padding, &out)?;
+    let pad = check(w, b, input, padding, (out.c, out.h, out.w))?;
+    let needed = out
+        .c
+        .checked_mul(out.h)
+        .and_then(|v| v.checked_mul(out.w))
+        .ok_or(Error::Overflow)?;
+    let got = out.data.len();
+    let Some(out) = Band::whole(out) else {
+        return Err(Error::BufferTooSmall {
+            buffer: "winograd conv3x3 output",
+            needed,
+            got,
+        });
+    };
+    spread_band(kernel, exec, sp, w, b, input, pad, relu, out, None, work)
+}
+
+/// [`conv3x3_winograd_spread`] into a [`Band`] (sizes checked by the caller except the
+/// convolution's own), with `U` transformed beforehand when `u_ready` is given ([`prepare_u`]:
+/// then `sp.u_once`, and the work area holds no `U`).
+#[allow(clippy::too_many_arguments)]
+fn spread_band(
+    kernel: Kernel,
+    exec: &dyn crate::exec::Executor,
+    sp: Spread,
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: &ConvInput<'_>,
+    pad: usize,
+    relu: bool,
+    out: Band<'_>,
+    u_ready: Option<&[f32]>,
+    work: &mut [f32],
+) -> Result<(), Error> {
     let bad = |what| Err(Error::InvalidArgument { what });
     if sp.bl.rows == 0 || sp.bl.tiles == 0 {
         return bad("winograd conv3x3: empty blocking");
@@ -633,7 +653,10 @@ pub fn conv3x3_winograd_spread(
         ..sp
     };
     let lay = Layout::new(&sp, cout, cin);
-    let needed = lay.total(workers);
+    let mut needed = lay.total(workers);
+    if u_ready.is_some() {
+        needed -= lay.u_shared;
+    }
     if work.len() < needed {
         return Err(Error::BufferTooSmall {
             buffer: "winograd work",
@@ -652,5 +675,85 @@ pub fn conv3x3_winograd_spread(
         pad,
         relu,
     };
-    engine::run(&cv, exec, &sp, out, work)
+    engine::run(&cv, exec, &sp, out, u_ready, work)
+}
+
+/// Elements of a `U` for every output channel of a `c_in → c_out` convolution (any kernel of
+/// this target): what [`prepare_u`] writes. Saturating.
+pub(crate) fn u_len(c_out: usize, c_in: usize) -> usize {
+    let bl = Blocking {
+        rows: c_out,
+        tiles: 1,
+    };
+    Layout::new(&Spread::sequential(bl, true), c_out, c_in).u_shared
+}
+
+/// Whether [`band`] can run a `c_in → c_out` convolution with its `U` transformed once
+/// ([`prepare_u`]): all output channels in one block ([`blocking`]).
+pub(crate) fn band_fits(c_out: usize, c_in: usize) -> bool {
+    POS.saturating_mul(c_out).saturating_mul(c_in.max(1)) <= WORK_BUDGET / 4
+}
+
+/// Transforms the filters `w` (`[c_out, c_in, 3, 3]`) once into `u` ([`u_len`] elements) for
+/// several [`band`] calls, on the workers of `exec`.
+pub(crate) fn prepare_u(
+    kernel: Kernel,
+    exec: &dyn crate::exec::Executor,
+    w: &TensorView<'_>,
+    c_out: usize,
+    c_in: usize,
+    u: &mut [f32],
+) -> Result<(), Error> {
+    engine::prepare_u(kernel, exec, w, (c_out, c_in), u)
+}
+
+/// Work area (f32 elements) of one [`band`] call writing `out_h × out_w` pixels: one worker's
+/// part of [`work_len`] without `U`. Saturating.
+pub(crate) fn band_work_len(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> usize {
+    let lay = Layout::new(
+        &Spread::sequential(blocking(c_out, c_in, out_h, out_w), true),
+        c_out,
+        c_in,
+    );
+    lay.total(1).saturating_sub(lay.u_shared)
+}
+
+/// A Winograd convolution of `input` into the band `out` on the calling thread, with the `U`
+/// that [`prepare_u`] made from `w` (the same bits as [`conv3x3_winograd_with`] for the same
+/// tiles). `band_fits(out.c, input.channels())` must hold; `work`: [`band_work_len`]. Errors
+/// as [`conv3x3_winograd_with`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn band(
+    kernel: Kernel,
+    u: &[f32],
+    w: &TensorView<'_>,
+    b: &TensorView<'_>,
+    input: &ConvInput<'_>,
+    padding: Padding,
+    relu: bool,
+    out: Band<'_>,
+    work: &mut [f32],
+) -> Result<(), Error> {
+    let pad = check(w, b, input, padding, (out.c, out.h, out.w))?;
+    let cin = input.channels();
+    if !band_fits(out.c, cin) {
+        return Err(Error::InvalidArgument {
+            what: "internal: winograd band needs every output channel in one block",
+        });
+    }
+    let sp = Spread::sequential(blocking(out.c, cin, out.h, out.w), true);
+    let exec = crate::exec::Sequential;
+    spread_band(
+        kernel,
+        &exec,
+        sp,
+        w,
+        b,
+        input,
+        pad,
+        relu,
+        out,
+        Some(u),
+        work,
+    )
 }

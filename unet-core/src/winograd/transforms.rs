@@ -1474,7 +1474,7 @@ mod tests {
                 for relu in [false, true] {
                     let run = |f: Fast| {
                         let mut o = std::vec![f32::NAN; c * oh * ow];
-                        let out = OutPtr::new(MapMut {
+                        let out = crate::conv::Band::whole(MapMut {
                             data: &mut o,
                             c,
                             h: oh,
