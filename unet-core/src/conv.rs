@@ -166,6 +166,19 @@ impl<'s> Band<'s> {
         unsafe { core::slice::from_raw_parts_mut(self.ptr.add(at), n) }
     }
 
+    /// Rows `y..y + k` of channel `c` (`k·w` pixels), to read. Panics if they leave the band.
+    ///
+    /// # Safety
+    /// No thread may write these pixels while the slice lives.
+    #[inline(always)]
+    pub(crate) unsafe fn lines(&self, c: usize, y: usize, k: usize) -> &[f32] {
+        assert!(c < self.c && y + k <= self.h);
+        let at = c * self.plane + y * self.w;
+        // SAFETY: in bounds (`at + k·w ≤ (c − 1)·plane + h·w = len`) of the borrowed elements;
+        // nobody writes them meanwhile (the caller's guarantee).
+        unsafe { core::slice::from_raw_parts(self.ptr.add(at), k * self.w) }
+    }
+
     /// The first pixel and the elements reachable from it (for destinations that address the
     /// band themselves).
     pub(crate) fn raw(&self) -> (*mut f32, usize) {

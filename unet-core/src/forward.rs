@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::exec::{Executor, Sequential, Shared};
 use crate::gemm::Kernel;
 use crate::model::Model;
+use crate::fuse::{DecDims, DecOut, Decoder, EncDims, Encoder, Weights};
 use crate::plan::{Kind, Plan, Region};
 use crate::tensor::TensorView;
 use crate::winograd;
@@ -199,6 +200,15 @@ impl<'a> Model<'a> {
                 conv: 1,
                 bias: false,
             })?;
+            if plan.enc_bands[i].rows > 0 {
+                let (wt2, bs2) = pair(ParamId::Enc {
+                    level: i as u8,
+                    conv: 2,
+                    bias: false,
+                })?;
+                self.encoder_bands(exec, plan, i, input, scratch, [(&wt, &bs), (&wt2, &bs2)])?;
+                continue;
+            }
             // Level 0 reads the caller's input; deeper levels the pooled map in scratch.
             let (inp, out, pack) = if i == 0 {
                 let [out, pack] = disjoint(scratch, [e1, plan.pack])?;
@@ -281,6 +291,32 @@ impl<'a> Model<'a> {
                     sw.enc_out[l - 1],
                 )
             };
+            if plan.dec_bands[i].rows > 0 {
+                let up = ParamId::Up {
+                    level: lv,
+                    bias: false,
+                };
+                let weights = [
+                    pair(up)?,
+                    pair(ParamId::Dec {
+                        level: lv,
+                        conv: 1,
+                        bias: false,
+                    })?,
+                    pair(ParamId::Dec {
+                        level: lv,
+                        conv: 2,
+                        bias: false,
+                    })?,
+                ];
+                let below_map = (below, ch(i + 1), bh, bw);
+                if i > 0 {
+                    self.decoder_bands(exec, plan, i, below_map, scratch, &weights, None)?;
+                    continue;
+                }
+                // The top level hands its rows to the head, which writes the output.
+                return self.decoder_bands(exec, plan, i, below_map, scratch, &weights, Some(output));
+            }
             let u = plan.slot(Kind::U, i);
             let [inp, out, pack] = disjoint(scratch, [below, u, plan.pack])?;
             let inp = map(inp, ch(i + 1), bh, bw);
@@ -384,51 +420,228 @@ impl<'a> Model<'a> {
         };
         let [feat, rows] = disjoint(scratch, [last, plan.head_row()])?;
         let feat: &[f32] = feat;
-        let hw = w(ParamId::Head { bias: false })?;
-        let hb = w(ParamId::Head { bias: true })?;
-        let (oh, ow) = (sh.output, sw.output);
-        let (k, c0) = (cfg.num_classes, ch(0));
-        let row_len = k * ow;
-        let workers = exec.workers().max(1);
-        // The plan has a row buffer per worker it was made for, and the executor was checked
-        // against that count; checked again here, before anything is written.
-        let Some(rows) = row_len.checked_mul(workers).and_then(|n| rows.get_mut(..n)) else {
-            return Err(Error::InvalidArgument {
-                what: "internal: executor has more workers than the head's row buffers",
-            });
-        };
-        let rows = Shared::new(rows);
-        let out = OutRows::new(output);
-        let per = oh.div_ceil(4 * workers).max(1);
+        let (hw, hb) = (
+            w(ParamId::Head { bias: false })?,
+            w(ParamId::Head { bias: true })?,
+        );
+        let head = HeadWriter::new(plan, exec, &hw, &hb, rows, output)?;
+        let oh = sh.output;
+        let per = oh.div_ceil(4 * exec.workers().max(1)).max(1);
         let failed = core::sync::atomic::AtomicBool::new(false);
         let job = |j: usize, wk: usize| {
-            // SAFETY: worker `wk` alone uses row buffer `wk` (the `Executor` contract).
-            let Some(row) = (unsafe { rows.range(wk * row_len, row_len) }) else {
-                failed.store(true, core::sync::atomic::Ordering::Relaxed);
-                return;
-            };
             for y in j * per..((j + 1) * per).min(oh) {
-                let head = Head {
-                    feat,
-                    w: &hw,
-                    b: &hb,
-                    k,
-                    c0,
-                    oh,
-                    ow,
-                };
-                head.logits(kernel, row, y);
-                // SAFETY: job `j` alone writes output rows `j·per ..` (jobs are distinct runs
-                // of rows).
-                unsafe { out.write_row(row, k, oh, ow, y) };
+                // SAFETY: worker `wk` alone uses row buffer `wk` (the `Executor` contract); job
+                // `j` alone writes output rows `j·per ..` (jobs are distinct runs of rows).
+                if unsafe { head.row(wk, feat, oh, y, y) }.is_err() {
+                    failed.store(true, core::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
             }
         };
         exec.run(oh.div_ceil(per), &job);
         if failed.load(core::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::InvalidArgument {
-                what: "internal: executor has more workers than the head's row buffers",
-            });
+            return Err(HeadWriter::short());
         }
+        Ok(())
+    }
+
+    /// Encoder level `i` in bands of rows ([`crate::fuse`]): `S_i` and `P_i` from the caller's
+    /// input (level 0) or `P_{i−1}`, with the level's two convolutions `wb`.
+    fn encoder_bands(
+        &self,
+        exec: &dyn Executor,
+        plan: &Plan,
+        i: usize,
+        input: &[f32],
+        scratch: &mut [f32],
+        wb: [(&TensorView<'_>, &TensorView<'_>); 2],
+    ) -> Result<(), Error> {
+        let cfg = plan.config;
+        let (sh, sw) = (&plan.sh, &plan.sw);
+        let dims = EncDims::of(&cfg, sh, sw, i)?;
+        let prev = if i == 0 {
+            Region::default()
+        } else {
+            plan.slot(Kind::P, i - 1)
+        };
+        let pooled = if dims.pool {
+            plan.slot(Kind::P, i)
+        } else {
+            Region::default()
+        };
+        let [prev, s, p, area] = disjoint(scratch, [prev, plan.slot(Kind::S, i), pooled, plan.pack])?;
+        let (data, h, w) = if i == 0 {
+            (input, sh.input, sw.input)
+        } else {
+            (&*prev, sh.enc_in[i], sw.enc_in[i])
+        };
+        let level = Encoder {
+            kernel: plan.kernel(),
+            algo: plan.conv_algo,
+            bands: plan.enc_bands[i],
+            dims,
+            conv1: Weights {
+                w: wb[0].0,
+                b: wb[0].1,
+            },
+            conv2: Weights {
+                w: wb[1].0,
+                b: wb[1].1,
+            },
+            input: map(data, dims.conv1.c_in, h, w),
+        };
+        level.run(exec, s, dims.pool.then_some(p), area)
+    }
+
+    /// Decoder level `i` in bands of rows ([`crate::fuse`]) from the map below (`(region,
+    /// channels, h, w)`) and the skip `S_i`, with the up-convolution's and the two
+    /// convolutions' weights `wb`: into `D2_i`, or, at the top (`output` given), through the
+    /// head into the caller's output.
+    #[allow(clippy::too_many_arguments)]
+    fn decoder_bands(
+        &self,
+        exec: &dyn Executor,
+        plan: &Plan,
+        i: usize,
+        (below, cb, bh, bw): (Region, usize, usize, usize),
+        scratch: &mut [f32],
+        wb: &[(TensorView<'_>, TensorView<'_>); 3],
+        output: Option<Output<'_>>,
+    ) -> Result<(), Error> {
+        let cfg = plan.config;
+        let (sh, sw) = (&plan.sh, &plan.sw);
+        let dims = DecDims::of(&cfg, sh, sw, i)?;
+        let c = dims.conv2.c_out;
+        let (d2, rows) = if output.is_some() {
+            (Region::default(), plan.head_row())
+        } else {
+            (plan.slot(Kind::D2, i), Region::default())
+        };
+        let [below, skip, d2, rows, area] = disjoint(
+            scratch,
+            [below, plan.slot(Kind::S, i), d2, rows, plan.pack],
+        )?;
+        let weights = |j: usize| Weights {
+            w: &wb[j].0,
+            b: &wb[j].1,
+        };
+        let level = Decoder {
+            kernel: plan.kernel(),
+            algo: plan.conv_algo,
+            bands: plan.dec_bands[i],
+            dims,
+            up: weights(0),
+            conv1: weights(1),
+            conv2: weights(2),
+            below: map(below, cb, bh, bw),
+            skip: Part {
+                map: map(skip, c, sh.enc_out[i], sw.enc_out[i]),
+                off_y: sh.crop[i],
+                off_x: sw.crop[i],
+            },
+        };
+        let Some(output) = output else {
+            return level.run(exec, DecOut::Map(d2), area);
+        };
+        let w = |p: ParamId| self.param(p).ok_or(Error::MissingTensor { param: p });
+        let (hw, hb) = (
+            w(ParamId::Head { bias: false })?,
+            w(ParamId::Head { bias: true })?,
+        );
+        let head = HeadWriter::new(plan, exec, &hw, &hb, rows, output)?;
+        let emit = |wk: usize, ring: Map<'_>, yr: usize, y: usize| {
+            // SAFETY: worker `wk` alone uses row buffer `wk`; the band runs are disjoint, so
+            // only this call writes output row `y`.
+            unsafe { head.row(wk, ring.data, ring.h, yr, y) }
+        };
+        level.run(exec, DecOut::Head(&emit), area)
+    }
+}
+
+/// The head's side of the output: a row buffer per worker, the caller's output, the head's
+/// weights.
+struct HeadWriter<'o, 'v, 's> {
+    rows: Shared<'o, f32>,
+    row_len: usize,
+    out: OutRows<'o>,
+    w: &'v TensorView<'s>,
+    b: &'v TensorView<'s>,
+    kernel: Kernel,
+    k: usize,
+    c0: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl<'o, 'v, 's> HeadWriter<'o, 'v, 's> {
+    /// The writer for `plan`'s output on `exec`'s workers, with the row buffers in `rows`.
+    fn new(
+        plan: &Plan,
+        exec: &dyn Executor,
+        w: &'v TensorView<'s>,
+        b: &'v TensorView<'s>,
+        rows: &'o mut [f32],
+        output: Output<'o>,
+    ) -> Result<Self, Error> {
+        let (k, ow) = (plan.config.num_classes, plan.sw.output);
+        let row_len = k * ow;
+        // The plan has a row buffer per worker it was made for, and the executor was checked
+        // against that count; checked again here, before anything is written.
+        let Some(rows) = row_len
+            .checked_mul(exec.workers().max(1))
+            .and_then(|n| rows.get_mut(..n))
+        else {
+            return Err(HeadWriter::short());
+        };
+        Ok(HeadWriter {
+            rows: Shared::new(rows),
+            row_len,
+            out: OutRows::new(output),
+            w,
+            b,
+            kernel: plan.kernel(),
+            k,
+            c0: plan.config.base_channels,
+            oh: plan.sh.output,
+            ow,
+        })
+    }
+
+    fn short() -> Error {
+        Error::InvalidArgument {
+            what: "internal: executor has more workers than the head's row buffers",
+        }
+    }
+
+    /// Output row `y` from row `yf` of `feat` (`[c0, fh, ow]`), through worker `wk`'s row
+    /// buffer.
+    ///
+    /// # Safety
+    /// No other thread may use worker `wk`'s row buffer or write output row `y` meanwhile.
+    unsafe fn row(
+        &self,
+        wk: usize,
+        feat: &[f32],
+        fh: usize,
+        yf: usize,
+        y: usize,
+    ) -> Result<(), Error> {
+        // SAFETY: the buffer is this call's alone (the caller's contract).
+        let Some(row) = (unsafe { self.rows.range(wk * self.row_len, self.row_len) }) else {
+            return Err(HeadWriter::short());
+        };
+        let head = Head {
+            feat,
+            w: self.w,
+            b: self.b,
+            k: self.k,
+            c0: self.c0,
+            oh: fh,
+            ow: self.ow,
+        };
+        head.logits(self.kernel, row, yf);
+        // SAFETY: only this call writes row `y` (the caller's contract).
+        unsafe { self.out.write_row(row, self.k, self.oh, self.ow, y) };
         Ok(())
     }
 }

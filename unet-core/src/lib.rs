@@ -32,6 +32,7 @@ pub mod conv;
 pub mod error;
 pub mod exec;
 mod forward;
+mod fuse;
 pub mod frame;
 pub mod gemm;
 pub mod geometry;

@@ -15,6 +15,7 @@
 use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
 use crate::error::Error;
+use crate::fuse::{Bands, DecDims, EncDims};
 use crate::gemm::Kernel;
 use crate::geometry::{Geometry, Sizes};
 use crate::winograd::{self, ConvAlgo};
@@ -67,6 +68,10 @@ pub struct Plan {
     pack_each: usize,
     /// GEMM micro-kernel of the forward pass.
     kernel: Kernel,
+    /// Encoder / decoder levels that run in bands of rows ([`crate::fuse`]; `rows == 0`: layer
+    /// by layer). Their areas live in the `pack` region.
+    pub(crate) enc_bands: [Bands; MAX_LEVELS],
+    pub(crate) dec_bands: [Bands; MAX_LEVELS],
 }
 
 #[derive(Clone, Copy, Default)]
@@ -114,6 +119,21 @@ impl Plan {
         Plan::with_options(config, h, w, algo, 1)
     }
 
+    /// [`Plan::with_options`] with the choice of running levels in bands of rows (`fusion`,
+    /// what every other constructor does where it helps: levels of at most 32 channels, valid
+    /// padding) or every level layer by layer (`false`; for tests and benchmarks: both give
+    /// the same bits).
+    pub fn with_fusion(
+        config: &Config,
+        h: usize,
+        w: usize,
+        algo: ConvAlgo,
+        workers: usize,
+        fusion: bool,
+    ) -> Result<Plan, Error> {
+        Plan::build(config, h, w, algo, workers, fusion)
+    }
+
     /// Both choices at once: `algo` for the 3×3 convolutions and room for `workers` workers.
     /// Direct-path layers split their output columns between the workers; Winograd layers
     /// split blocks of tiles or of channels ([`crate::winograd::spread`]) and use the pack
@@ -127,6 +147,17 @@ impl Plan {
         algo: ConvAlgo,
         workers: usize,
     ) -> Result<Plan, Error> {
+        Plan::build(config, h, w, algo, workers, true)
+    }
+
+    fn build(
+        config: &Config,
+        h: usize,
+        w: usize,
+        algo: ConvAlgo,
+        workers: usize,
+        fusion: bool,
+    ) -> Result<Plan, Error> {
         if workers == 0 {
             return Err(Error::InvalidArgument {
                 what: "workers must be at least 1",
@@ -138,6 +169,27 @@ impl Plan {
         let sw = g.sizes(w).map_err(|what| Error::TileSize { h, w, what })?;
         let l = config.levels;
         let ch = |i: usize| config.channels(i).ok_or(Error::Overflow);
+
+        // Levels that run in bands of rows (their area: the largest for all the workers).
+        let mut enc_bands = [Bands::default(); MAX_LEVELS];
+        let mut dec_bands = [Bands::default(); MAX_LEVELS];
+        let mut banded = 0usize;
+        if fusion {
+            for i in 0..l {
+                if let Some(b) = EncDims::of(config, &sh, &sw, i)?.bands(algo, config.padding) {
+                    enc_bands[i] = b;
+                    banded = banded.max(b.len(workers));
+                }
+            }
+            for i in 0..l.saturating_sub(1) {
+                if let Some(b) = DecDims::of(config, &sh, &sw, i)?.bands(algo, config.padding) {
+                    dec_bands[i] = b;
+                    banded = banded.max(b.len(workers));
+                }
+            }
+        }
+        let enc_fused = |i: usize| i < l && enc_bands[i].rows > 0;
+        let dec_fused = |i: usize| i + 1 < l && dec_bands[i].rows > 0;
 
         // Tensors with their lifetimes, in schedule order.
         let mut items = [Item::default(); SLOTS];
@@ -175,25 +227,33 @@ impl Plan {
             } else {
                 ch(i - 1)?
             };
-            push(
-                Kind::E1,
-                i,
-                mul3(c, sh.enc_mid[i], sw.enc_mid[i])?,
-                3 * i,
-                3 * i + 1,
-            );
+            // A level in bands writes its outputs from its first step and reads its inputs
+            // until its last.
+            let fused = enc_fused(i);
+            if !fused {
+                push(
+                    Kind::E1,
+                    i,
+                    mul3(c, sh.enc_mid[i], sw.enc_mid[i])?,
+                    3 * i,
+                    3 * i + 1,
+                );
+                pack = pack
+                    .max(conv3(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
+                    .max(conv3(c, c, sh.enc_out[i], sw.enc_out[i]));
+            }
             let s_last = if l == 1 {
                 head
             } else if i + 1 < l {
-                dec(i) + 1
+                dec(i) + if dec_fused(i) { 2 } else { 1 }
             } else {
-                dec(l - 2)
+                dec(l - 2) + if dec_fused(l - 2) { 2 } else { 0 }
             };
             push(
                 Kind::S,
                 i,
                 mul3(c, sh.enc_out[i], sw.enc_out[i])?,
-                3 * i + 1,
+                if fused { 3 * i } else { 3 * i + 1 },
                 s_last,
             );
             if i + 1 < l {
@@ -201,33 +261,43 @@ impl Plan {
                     Kind::P,
                     i,
                     mul3(c, sh.enc_out[i] / 2, sw.enc_out[i] / 2)?,
-                    3 * i + 2,
-                    3 * i + 3,
+                    if fused { 3 * i } else { 3 * i + 2 },
+                    if enc_fused(i + 1) { 3 * i + 5 } else { 3 * i + 3 },
                 );
             }
-            pack = pack
-                .max(conv3(c, cin, sh.enc_mid[i], sw.enc_mid[i]))
-                .max(conv3(c, c, sh.enc_out[i], sw.enc_out[i]));
         }
         for i in (0..l.saturating_sub(1)).rev() {
             let c = ch(i)?;
             let d = dec(i);
-            push(Kind::U, i, mul3(c, sh.up[i], sw.up[i])?, d, d + 1);
-            push(
-                Kind::D1,
-                i,
-                mul3(c, sh.dec_mid[i], sw.dec_mid[i])?,
-                d + 1,
-                d + 2,
-            );
-            let last = if i == 0 { head } else { dec(i - 1) };
-            push(
-                Kind::D2,
-                i,
-                mul3(c, sh.dec_out[i], sw.dec_out[i])?,
-                d + 2,
-                last,
-            );
+            let fused = dec_fused(i);
+            if !fused {
+                push(Kind::U, i, mul3(c, sh.up[i], sw.up[i])?, d, d + 1);
+                push(
+                    Kind::D1,
+                    i,
+                    mul3(c, sh.dec_mid[i], sw.dec_mid[i])?,
+                    d + 1,
+                    d + 2,
+                );
+            }
+            let last = if i == 0 {
+                head
+            } else {
+                dec(i - 1) + if dec_fused(i - 1) { 2 } else { 0 }
+            };
+            // The top level in bands hands its rows to the head: no whole `D2_0`.
+            if !(fused && i == 0) {
+                push(
+                    Kind::D2,
+                    i,
+                    mul3(c, sh.dec_out[i], sw.dec_out[i])?,
+                    if fused { d } else { d + 2 },
+                    last,
+                );
+            }
+            if fused {
+                continue;
+            }
             let below_h = if i + 2 < l {
                 sh.dec_out[i + 1]
             } else {
@@ -252,7 +322,7 @@ impl Plan {
         items[n] = Item {
             slot: HEAD_ROW,
             len: row,
-            first: head,
+            first: if dec_fused(0) { dec(0) } else { head },
             last: head,
         };
         n += 1;
@@ -310,7 +380,11 @@ impl Plan {
             lower_bound = lower_bound.max(live);
         }
         let pack_each = pack;
-        let pack = pack.checked_mul(workers).ok_or(Error::Overflow)?.max(work);
+        let pack = pack
+            .checked_mul(workers)
+            .ok_or(Error::Overflow)?
+            .max(work)
+            .max(banded);
         let pack_region = Region {
             start: arena,
             len: pack,
@@ -329,7 +403,16 @@ impl Plan {
             workers,
             pack_each,
             kernel: Kernel::best(),
+            enc_bands,
+            dec_bands,
         })
+    }
+
+    /// How many encoder and decoder levels run in bands of rows (`(encoder, decoder)`; see
+    /// [`Plan::with_fusion`]).
+    pub fn banded_levels(&self) -> (usize, usize) {
+        let count = |b: &[Bands; MAX_LEVELS]| b.iter().filter(|b| b.rows > 0).count();
+        (count(&self.enc_bands), count(&self.dec_bands))
     }
 
     /// How this plan runs the 3×3 convolutions.

@@ -22,18 +22,21 @@ pub fn maxpool2x2(input: Map<'_>, out: MapMut<'_>) {
     }
 }
 
-/// Output rows `r0..r0 + out.h` of [`maxpool2x2`] of `input` into the band `out` (`input` must
-/// have rows `2·r0 .. 2·(r0 + out.h)` and at least `2·out.w` columns). Panics outside that.
-pub(crate) fn maxpool2x2_band(input: Map<'_>, r0: usize, out: &Band<'_>) {
-    let (ih, iw) = (input.h, input.w);
-    assert!(2 * (r0 + out.h) <= ih && 2 * out.w <= iw);
+/// [`maxpool2x2`] of the band `input` into the band `out` (`out.h = input.h / 2`, `out.w =
+/// input.w / 2`, the same channels; panics otherwise).
+///
+/// # Safety
+/// No other thread may write `input`'s pixels meanwhile (`out`'s are the band's own).
+pub(crate) unsafe fn maxpool2x2_band(input: &Band<'_>, out: &Band<'_>) {
+    let iw = input.w;
+    assert!(input.c == out.c && out.h == input.h / 2 && out.w == iw / 2);
     let rows = Rows::new();
     for c in 0..out.c {
         for y in 0..out.h {
-            let at = (c * ih + 2 * (r0 + y)) * iw;
-            // SAFETY: the band's own pixels; its contract keeps other references off them.
-            let o = unsafe { out.row(c, y, 0, out.w) };
-            rows.pool(&input.data[at..at + 2 * iw], iw, o);
+            // SAFETY: two rows of the input band, not written meanwhile (the caller's
+            // contract); the output row is the band's own.
+            let (two, o) = unsafe { (input.lines(c, 2 * y, 2), out.row(c, y, 0, out.w)) };
+            rows.pool(two, iw, o);
         }
     }
 }
