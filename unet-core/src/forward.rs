@@ -4,9 +4,9 @@ use crate::arch::ParamId;
 use crate::conv::{self, ConvInput, Map, MapMut, Part};
 use crate::error::Error;
 use crate::exec::{Executor, Sequential, Shared};
+use crate::fuse::{DecDims, DecOut, Decoder, EncDims, Encoder, Weights};
 use crate::gemm::Kernel;
 use crate::model::Model;
-use crate::fuse::{DecDims, DecOut, Decoder, EncDims, Encoder, Weights};
 use crate::plan::{Kind, Plan, Region};
 use crate::tensor::TensorView;
 use crate::winograd;
@@ -315,7 +315,15 @@ impl<'a> Model<'a> {
                     continue;
                 }
                 // The top level hands its rows to the head, which writes the output.
-                return self.decoder_bands(exec, plan, i, below_map, scratch, &weights, Some(output));
+                return self.decoder_bands(
+                    exec,
+                    plan,
+                    i,
+                    below_map,
+                    scratch,
+                    &weights,
+                    Some(output),
+                );
             }
             let u = plan.slot(Kind::U, i);
             let [inp, out, pack] = disjoint(scratch, [below, u, plan.pack])?;
@@ -469,7 +477,8 @@ impl<'a> Model<'a> {
         } else {
             Region::default()
         };
-        let [prev, s, p, area] = disjoint(scratch, [prev, plan.slot(Kind::S, i), pooled, plan.pack])?;
+        let [prev, s, p, area] =
+            disjoint(scratch, [prev, plan.slot(Kind::S, i), pooled, plan.pack])?;
         let (data, h, w) = if i == 0 {
             (input, sh.input, sw.input)
         } else {
@@ -517,10 +526,8 @@ impl<'a> Model<'a> {
         } else {
             (plan.slot(Kind::D2, i), Region::default())
         };
-        let [below, skip, d2, rows, area] = disjoint(
-            scratch,
-            [below, plan.slot(Kind::S, i), d2, rows, plan.pack],
-        )?;
+        let [below, skip, d2, rows, area] =
+            disjoint(scratch, [below, plan.slot(Kind::S, i), d2, rows, plan.pack])?;
         let weights = |j: usize| Weights {
             w: &wb[j].0,
             b: &wb[j].1,

@@ -42,8 +42,11 @@ use crate::winograd::{self, ConvAlgo, TILE};
 pub(crate) const MAX_CHANNELS: usize = 32;
 /// Target size (f32 elements, 1 MiB) of one worker's rings: about half of a core's L2.
 const RING_BUDGET: usize = 1 << 18;
-/// Band rows: at least, at most (multiples of [`TILE`]).
-const MIN_ROWS: usize = 8;
+/// Band rows: at least, at most (multiples of [`TILE`]). Bands of 32 rows were faster than
+/// bands of 8 that keep the rings in L2 (base-16 tile, 1 and 2 threads): each call's fixed
+/// costs (blocking, packing the weights, partial micro-panels) matter more there than the
+/// rings' cache misses.
+const MIN_ROWS: usize = 32;
 const MAX_ROWS: usize = 64;
 
 fn up_to_tile(x: usize) -> usize {
@@ -274,9 +277,17 @@ struct Ring<'a> {
 
 impl<'a> Ring<'a> {
     /// An empty ring whose first row will be `start`.
-    fn new(data: &'a mut [f32], c: usize, w: usize, cap: usize, start: usize) -> Result<Self, Error> {
+    fn new(
+        data: &'a mut [f32],
+        c: usize,
+        w: usize,
+        cap: usize,
+        start: usize,
+    ) -> Result<Self, Error> {
         let need = c.saturating_mul(cap).saturating_mul(w);
-        let data = data.get_mut(..need).ok_or(internal("fuse: ring area too short"))?;
+        let data = data
+            .get_mut(..need)
+            .ok_or(internal("fuse: ring area too short"))?;
         Ok(Ring {
             data,
             c,
@@ -328,7 +339,9 @@ impl<'a> Ring<'a> {
     fn band(&mut self, r0: usize, r1: usize) -> Result<Band<'_>, Error> {
         let (c, cap, w) = (self.c, self.cap, self.w);
         let shared = Shared::new(&mut *self.data);
-        let start = r0.checked_sub(self.base).ok_or(internal("fuse: ring row"))?;
+        let start = r0
+            .checked_sub(self.base)
+            .ok_or(internal("fuse: ring row"))?;
         // SAFETY: the ring is borrowed mutably for the band's life, so nothing else covers it.
         unsafe { Band::rows(&shared, (c, cap, w), start, r1 - r0) }
             .ok_or(internal("fuse: ring rows past its end"))
@@ -374,7 +387,17 @@ impl Common<'_> {
                 work,
             )
         } else {
-            conv::conv3x3_band(self.kernel, &Sequential, wt.w, wt.b, input, 0, true, out, work)
+            conv::conv3x3_band(
+                self.kernel,
+                &Sequential,
+                wt.w,
+                wt.b,
+                input,
+                0,
+                true,
+                out,
+                work,
+            )
         }
     }
 }
@@ -530,8 +553,8 @@ impl Encoder<'_, '_> {
             };
             // SAFETY (both bands): this run alone writes rows `y..y1` of `S` (runs are
             // disjoint); the first band is gone when the second is made.
-            let out = unsafe { Band::rows(s, (c, hs, ws), y, y1 - y) }
-                .ok_or(internal("fuse: S rows"))?;
+            let out =
+                unsafe { Band::rows(s, (c, hs, ws), y, y1 - y) }.ok_or(internal("fuse: S rows"))?;
             com.conv(1, &d.conv2, self.conv2, &input, out, work)?;
             if let Some(p) = p {
                 let src = unsafe { Band::rows(s, (c, hs, ws), y, y1 - y) }
@@ -637,7 +660,13 @@ impl Decoder<'_, '_> {
         let work = &mut work[..com.bands.work];
         let mut u = Ring::new(ring_u, c, wu, bh + 6, rows.start)?;
         let mut m = Ring::new(ring_1, c, w1, bh + 4, rows.start)?;
-        let mut o = Ring::new(ring_2, c, w2, if head.is_some() { bh } else { 0 }, rows.start)?;
+        let mut o = Ring::new(
+            ring_2,
+            c,
+            w2,
+            if head.is_some() { bh } else { 0 },
+            rows.start,
+        )?;
         let mut y = rows.start;
         while y < rows.end {
             let y1 = (y + bh).min(rows.end);

@@ -262,7 +262,11 @@ impl Plan {
                     i,
                     mul3(c, sh.enc_out[i] / 2, sw.enc_out[i] / 2)?,
                     if fused { 3 * i } else { 3 * i + 2 },
-                    if enc_fused(i + 1) { 3 * i + 5 } else { 3 * i + 3 },
+                    if enc_fused(i + 1) {
+                        3 * i + 5
+                    } else {
+                        3 * i + 3
+                    },
                 );
             }
         }

@@ -47,7 +47,13 @@ fn run(model: &Model<'_>, exec: &dyn Executor, plan: &Plan, input: &[f32]) -> (V
         .unwrap();
     let mut labels = vec![255u8; plan.label_len()];
     model
-        .forward_with(exec, plan, input, &mut scratch, Output::Labels8(&mut labels))
+        .forward_with(
+            exec,
+            plan,
+            input,
+            &mut scratch,
+            Output::Labels8(&mut labels),
+        )
         .unwrap();
     (out, labels)
 }
