@@ -108,7 +108,13 @@ pub(crate) struct Bands {
 }
 
 impl Bands {
-    fn each(&self) -> usize {
+    /// The part all workers share: the two convolutions' transformed filters.
+    pub(crate) fn shared(&self) -> usize {
+        self.u[0].saturating_add(self.u[1])
+    }
+
+    /// One worker's part: its rings and work area.
+    pub(crate) fn each(&self) -> usize {
         self.rings
             .iter()
             .fold(self.work, |a, &r| a.saturating_add(r))
@@ -116,8 +122,7 @@ impl Bands {
 
     /// The whole area for `workers` workers (saturating).
     pub(crate) fn len(&self, workers: usize) -> usize {
-        self.u[0]
-            .saturating_add(self.u[1])
+        self.shared()
             .saturating_add(self.each().saturating_mul(workers))
     }
 

@@ -63,7 +63,7 @@ pub struct Plan {
     life: [(usize, usize); SLOTS],
     arena_len: usize,
     lower_bound: usize,
-    /// Workers the pack region has room for; `pack.len = workers · pack_each`.
+    /// Workers the pack region has room for; `pack.len = max(workers · pack_each + banded levels' shared part, Winograd work)`.
     workers: usize,
     pack_each: usize,
     /// GEMM micro-kernel of the forward pass.
@@ -173,18 +173,21 @@ impl Plan {
         // Levels that run in bands of rows (their area: the largest for all the workers).
         let mut enc_bands = [Bands::default(); MAX_LEVELS];
         let mut dec_bands = [Bands::default(); MAX_LEVELS];
-        let mut banded = 0usize;
+        // The largest shared part and the largest worker part of any banded level's area.
+        let (mut band_shared, mut band_each) = (0usize, 0usize);
         if fusion {
             for i in 0..l {
                 if let Some(b) = EncDims::of(config, &sh, &sw, i)?.bands(algo, config.padding) {
                     enc_bands[i] = b;
-                    banded = banded.max(b.len(workers));
+                    band_shared = band_shared.max(b.shared());
+                    band_each = band_each.max(b.each());
                 }
             }
             for i in 0..l.saturating_sub(1) {
                 if let Some(b) = DecDims::of(config, &sh, &sw, i)?.bands(algo, config.padding) {
                     dec_bands[i] = b;
-                    banded = banded.max(b.len(workers));
+                    band_shared = band_shared.max(b.shared());
+                    band_each = band_each.max(b.each());
                 }
             }
         }
@@ -383,12 +386,13 @@ impl Plan {
                 .sum();
             lower_bound = lower_bound.max(live);
         }
-        let pack_each = pack;
-        let pack = pack
+        // Each worker's part: a GEMM pack buffer or a banded level's rings and work area.
+        let pack_each = pack.max(band_each);
+        let pack = pack_each
             .checked_mul(workers)
+            .and_then(|p| p.checked_add(band_shared))
             .ok_or(Error::Overflow)?
-            .max(work)
-            .max(banded);
+            .max(work);
         let pack_region = Region {
             start: arena,
             len: pack,
@@ -468,15 +472,17 @@ impl Plan {
         self.workers
     }
 
-    /// GEMM pack elements of one worker (the largest any layer needs); the scratch ends with
-    /// [`Plan::workers`] of them.
+    /// Scratch elements of one worker: the largest GEMM pack buffer any layer needs, or a
+    /// banded level's rings and work area if larger ([`Plan::with_fusion`]); the scratch ends
+    /// with [`Plan::workers`] of them (after the banded levels' shared filter transforms).
     pub fn pack_len_per_worker(&self) -> usize {
         self.pack_each
     }
 
     /// Exact scratch length (f32 elements) that [`crate::Model::forward`] needs (and
     /// [`crate::Model::forward_with`] with up to [`Plan::workers`] workers): the feature-map
-    /// arena plus `workers ·` [`Plan::pack_len_per_worker`].
+    /// arena plus `workers ·` [`Plan::pack_len_per_worker`] and the banded levels' shared part,
+    /// or the largest Winograd work area if that is larger.
     pub fn scratch_len(&self) -> usize {
         self.arena_len + self.pack.len
     }
