@@ -648,7 +648,10 @@ impl<'o, 'v, 's> HeadWriter<'o, 'v, 's> {
         };
         head.logits(self.kernel, row, yf);
         // SAFETY: only this call writes row `y` (the caller's contract).
-        unsafe { self.out.write_row(row, self.k, self.oh, self.ow, y) };
+        unsafe {
+            self.out
+                .write_row(self.kernel, row, self.k, self.oh, self.ow, y)
+        };
         Ok(())
     }
 }
@@ -743,31 +746,26 @@ impl<'o> OutRows<'o> {
     }
 
     /// Writes output row `y` from the class-major row buffer `row` (`[k, ow]` logits; turned
-    /// into probabilities in place for [`Output::Probabilities`]). Rows outside the output
+    /// into probabilities in place for [`Output::Probabilities`], by [`crate::softmax`] with
+    /// `kernel`'s vector instructions). Rows outside the output
     /// (checked by the caller's sizes) are skipped.
     ///
     /// # Safety
     /// No other thread may write row `y` meanwhile.
-    unsafe fn write_row(&self, row: &mut [f32], k: usize, oh: usize, ow: usize, y: usize) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn write_row(
+        &self,
+        kernel: Kernel,
+        row: &mut [f32],
+        k: usize,
+        oh: usize,
+        ow: usize,
+        y: usize,
+    ) {
         match self {
             OutRows::Logits(o) | OutRows::Probabilities(o) => {
                 if let OutRows::Probabilities(_) = self {
-                    for x in 0..ow {
-                        let mut m = f32::NEG_INFINITY;
-                        for cls in 0..k {
-                            m = m.max(row[cls * ow + x]);
-                        }
-                        let mut sum = 0.0f32;
-                        for cls in 0..k {
-                            let e = libm::expf(row[cls * ow + x] - m);
-                            row[cls * ow + x] = e;
-                            sum += e;
-                        }
-                        let inv = 1.0 / sum;
-                        for cls in 0..k {
-                            row[cls * ow + x] *= inv;
-                        }
-                    }
+                    crate::softmax::columns(kernel, row, k, ow);
                 }
                 for cls in 0..k {
                     // SAFETY: row `y` of class `cls`, this call's alone (the caller's contract).

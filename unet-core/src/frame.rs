@@ -850,7 +850,7 @@ impl TileOut<'_> {
                         }
                         let mut sum = 0.0f32;
                         for cls in 0..k {
-                            let e = libm::expf(at(cls, i) - m);
+                            let e = crate::softmax::exp_nonpositive(at(cls, i) - m);
                             let Some(d) = (
                                 // SAFETY: inside tile (ky, kx)'s owned rectangle, see above.
                                 unsafe { o.range((cls * fh + y) * fw + xs.start + i, 1) }

@@ -44,6 +44,7 @@ pub mod plan;
 pub mod pool;
 pub mod safetensors;
 mod single;
+mod softmax;
 #[cfg(feature = "std")]
 pub mod synth;
 pub mod tensor;
