@@ -18,6 +18,9 @@
 //!   ([`unet_core::ConvAlgo`]); `RUNS=n` overrides the run count (0 prints the plan only);
 //! - `KERNEL=name`: force a GEMM micro-kernel (`portable`, `avx2-fma`, `avx512`, `neon`; one
 //!   this CPU runs) instead of the fastest available;
+//! - `OUTPUT=logits|probabilities|labels` (default `logits`, what the other runtimes of
+//!   `bench/peers.py` produce): the output the timed runs write (probabilities add the
+//!   soft-max, labels the arg-max);
 //! - `LOGITS=path`: after timing, write the tile's logits there as raw little-endian f32
 //!   `[num_classes, out_h, out_w]` (for comparisons with other runtimes: `bench/peers.py`).
 //!
@@ -156,15 +159,18 @@ fn main() {
         plan.scratch_len() as f64 / plan.scratch_lower_bound() as f64,
         plan.pack_len_per_worker() as f64 * 4.0 / (1 << 20) as f64
     );
+    // What the timed runs produce: logits by default, as the peers of `bench/peers.py` do.
+    let kind = std::env::var("OUTPUT").unwrap_or_else(|_| "logits".into());
+    let mut labels = vec![0u8; plan.label_len()];
     let mut tile = || {
+        let output = match kind.as_str() {
+            "logits" => Output::Logits(&mut out),
+            "probabilities" => Output::Probabilities(&mut out),
+            "labels" => Output::Labels8(&mut labels),
+            other => panic!("OUTPUT={other}: logits, probabilities or labels"),
+        };
         model
-            .forward_with(
-                &*exec,
-                &plan,
-                &input,
-                &mut scratch,
-                Output::Probabilities(&mut out),
-            )
+            .forward_with(&*exec, &plan, &input, &mut scratch, output)
             .expect("forward")
     };
     // One untimed warm-up run, as `bench/peers.py` gives every other runtime: the first run

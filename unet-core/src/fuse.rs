@@ -26,7 +26,7 @@
 //!
 //! Only valid padding is fused ('same' padding would need the rings' edge rows as zeros).
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch::{Config, Padding};
 use crate::conv::{self, Band, ConvInput, Map, Part};
@@ -430,33 +430,142 @@ fn prepare<'a>(
     Ok(([u0, u1], Shared::new(rest)))
 }
 
-/// Runs `part(run, worker area)` for runs of whole bands of an `h`-row output on `exec` (one run
-/// per worker); errors are reported after all have finished.
+/// Most runs of bands one level is cut into (the workers' first runs plus those split off by
+/// stealing).
+const MAX_RUNS: usize = 32;
+/// Bits of a run's word for each of its two band indices.
+const HALF: u32 = usize::BITS / 2;
+
+/// Bands `next..end` of a run, in one word (`next` in the high half) so that the run's owner,
+/// taking bands from the front, and a thief, taking the back half, agree by compare-and-swap.
+struct Run(AtomicUsize);
+
+impl Run {
+    fn pack(next: usize, end: usize) -> usize {
+        (next << HALF) | end
+    }
+
+    fn unpack(v: usize) -> (usize, usize) {
+        (v >> HALF, v & ((1 << HALF) - 1))
+    }
+
+    fn remaining(&self) -> usize {
+        let (n, e) = Run::unpack(self.0.load(Ordering::Acquire));
+        e.saturating_sub(n)
+    }
+
+    /// The owner's next band, if any remain.
+    fn take(&self) -> Option<usize> {
+        let mut v = self.0.load(Ordering::Acquire);
+        loop {
+            let (n, e) = Run::unpack(v);
+            if n >= e {
+                return None;
+            }
+            match self.0.compare_exchange_weak(
+                v,
+                Run::pack(n + 1, e),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(n),
+                Err(x) => v = x,
+            }
+        }
+    }
+
+    /// Takes the back part of the remaining bands (the owner keeps the larger half: it pays no
+    /// ring start-up), if at least two remain.
+    fn split(&self) -> Option<(usize, usize)> {
+        let mut v = self.0.load(Ordering::Acquire);
+        loop {
+            let (n, e) = Run::unpack(v);
+            if e < n + 2 {
+                return None;
+            }
+            let mid = n + (e - n).div_ceil(2);
+            match self.0.compare_exchange_weak(
+                v,
+                Run::pack(n, mid),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some((mid, e)),
+                Err(x) => v = x,
+            }
+        }
+    }
+}
+
+/// The bands of a level's `h` output rows on `exec`: each worker first takes a run of
+/// consecutive bands; a worker that finishes its run takes the back half of the run with the
+/// most bands left (so a slower core does not hold the others up), and so on.
+/// `part(first band, next band, worker area, worker)` runs one pipeline over consecutive bands
+/// (`next` yields them in order). Errors are reported after all have finished.
+#[allow(clippy::type_complexity)]
 fn spread_runs(
     exec: &dyn Executor,
     bands: Bands,
     h: usize,
     parts: &Shared<'_, f32>,
-    part: &(dyn Fn(core::ops::Range<usize>, &mut [f32], usize) -> Result<(), Error> + Sync),
+    part: &(dyn Fn(usize, &mut dyn FnMut() -> Option<usize>, &mut [f32], usize) -> Result<(), Error>
+          + Sync),
 ) -> Result<(), Error> {
     let chunks = h.div_ceil(bands.rows);
-    let runs = chunks.min(exec.workers()).max(1);
+    let first = chunks.min(exec.workers()).clamp(1, MAX_RUNS);
+    // Band indices must fit half a word (always, short of absurd maps: then one run).
+    let (first, steal) = if chunks >> HALF == 0 {
+        (first, true)
+    } else {
+        (1, false)
+    };
+    let runs: [Run; MAX_RUNS] = core::array::from_fn(|_| Run(AtomicUsize::new(0)));
+    for (j, r) in runs.iter().enumerate().take(first) {
+        let (c0, c1) = (j * chunks / first, (j + 1) * chunks / first);
+        r.0.store(if steal { Run::pack(c0, c1) } else { 0 }, Ordering::Relaxed);
+    }
+    let count = AtomicUsize::new(first);
     let each = bands.each();
     let failed = AtomicBool::new(false);
     let job = |j: usize, wk: usize| {
-        let (c0, c1) = (j * chunks / runs, (j + 1) * chunks / runs);
-        let rows = (c0 * bands.rows).min(h)..(c1 * bands.rows).min(h);
         // SAFETY: worker `wk` owns elements `wk·each ..` of the parts (the `Executor` contract
         // runs no two jobs of one worker at once).
-        let ok = match unsafe { parts.range(wk.saturating_mul(each), each) } {
-            Some(area) => part(rows, area, wk).is_ok(),
-            None => false,
-        };
-        if !ok {
+        let Some(area) = (unsafe { parts.range(wk.saturating_mul(each), each) }) else {
             failed.store(true, Ordering::Relaxed);
+            return;
+        };
+        if !steal {
+            let mut it = 0..chunks;
+            if part(0, &mut || it.next(), area, wk).is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        let mut own = j;
+        loop {
+            let run = &runs[own];
+            let (start, _) = Run::unpack(run.0.load(Ordering::Acquire));
+            if part(start, &mut || run.take(), area, wk).is_err() {
+                failed.store(true, Ordering::Relaxed);
+                return;
+            }
+            // Steal: a new run for the back half of the fullest one.
+            let k = count.fetch_add(1, Ordering::AcqRel);
+            if k >= MAX_RUNS {
+                return;
+            }
+            let n = k.min(MAX_RUNS);
+            let Some(victim) = runs[..n].iter().max_by_key(|r| r.remaining()) else {
+                return;
+            };
+            let Some((mid, end)) = victim.split() else {
+                return;
+            };
+            runs[k].0.store(Run::pack(mid, end), Ordering::Release);
+            own = k;
         }
     };
-    exec.run(runs, &job);
+    exec.run(first, &job);
     if failed.load(Ordering::Relaxed) {
         return Err(internal("fuse: a band failed (sizes out of contract)"));
     }
@@ -506,17 +615,20 @@ impl Encoder<'_, '_> {
         };
         let s = Shared::new(s);
         let p = p.map(Shared::new);
-        let part = |rows: core::ops::Range<usize>, area: &mut [f32], _wk: usize| {
-            self.part(&com, rows, area, &s, p.as_ref())
-        };
+        let part = |first: usize,
+                    next: &mut dyn FnMut() -> Option<usize>,
+                    area: &mut [f32],
+                    _wk: usize| { self.part(&com, first, next, area, &s, p.as_ref()) };
         spread_runs(exec, self.bands, hs, &parts, &part)
     }
 
-    /// Rows `rows` of `S` (and their pooled rows) with one worker's `area`.
+    /// The bands `next` yields (consecutive, from band `first`) of `S` and their pooled rows,
+    /// with one worker's `area`.
     fn part(
         &self,
         com: &Common<'_>,
-        rows: core::ops::Range<usize>,
+        first: usize,
+        next: &mut dyn FnMut() -> Option<usize>,
         area: &mut [f32],
         s: &Shared<'_, f32>,
         p: Option<&Shared<'_, f32>>,
@@ -527,10 +639,13 @@ impl Encoder<'_, '_> {
         let (hs, ws) = (d.conv2.h, d.conv2.w);
         let (ring, work) = area.split_at_mut(com.bands.rings[0]);
         let work = &mut work[..com.bands.work];
-        let mut a = Ring::new(ring, c, wa, bh + 4, rows.start)?;
-        let mut y = rows.start;
-        while y < rows.end {
-            let y1 = (y + bh).min(rows.end);
+        let mut a = Ring::new(ring, c, wa, bh + 4, first * bh)?;
+        while let Some(band) = next() {
+            let y = band * bh;
+            let y1 = (y + bh).min(hs);
+            if y >= y1 {
+                return Err(internal("fuse: band past the map"));
+            }
             // The first convolution's rows this band reads, in whole tiles.
             let t = up_to_tile(y1 + 2).min(ha);
             if t > a.front {
@@ -570,7 +685,6 @@ impl Encoder<'_, '_> {
                 // SAFETY: the rows of `S` this run just wrote; nobody writes them now.
                 unsafe { crate::pool::maxpool2x2_band(&src, &pb) };
             }
-            y = y1;
         }
         Ok(())
     }
@@ -635,18 +749,21 @@ impl Decoder<'_, '_> {
             }
             DecOut::Head(h) => (None, Some(h)),
         };
-        let part = |rows: core::ops::Range<usize>, area: &mut [f32], wk: usize| {
-            self.part(&com, rows, area, map.as_ref(), head, wk)
-        };
+        let part = |first: usize,
+                    next: &mut dyn FnMut() -> Option<usize>,
+                    area: &mut [f32],
+                    wk: usize| { self.part(&com, first, next, area, map.as_ref(), head, wk) };
         spread_runs(exec, self.bands, d.conv2.h, &parts, &part)
     }
 
-    /// Rows `rows` of `D2` with one worker's `area`.
-    #[allow(clippy::type_complexity)]
+    /// The bands `next` yields (consecutive, from band `first`) of `D2`, with one worker's
+    /// `area`.
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn part(
         &self,
         com: &Common<'_>,
-        rows: core::ops::Range<usize>,
+        first: usize,
+        next: &mut dyn FnMut() -> Option<usize>,
         area: &mut [f32],
         map: Option<&Shared<'_, f32>>,
         head: Option<&(dyn Fn(usize, Map<'_>, usize, usize) -> Result<(), Error> + Sync)>,
@@ -663,18 +780,16 @@ impl Decoder<'_, '_> {
         let (ring_1, rest) = rest.split_at_mut(r1);
         let (ring_2, work) = rest.split_at_mut(r2);
         let work = &mut work[..com.bands.work];
-        let mut u = Ring::new(ring_u, c, wu, bh + 6, rows.start)?;
-        let mut m = Ring::new(ring_1, c, w1, bh + 4, rows.start)?;
-        let mut o = Ring::new(
-            ring_2,
-            c,
-            w2,
-            if head.is_some() { bh } else { 0 },
-            rows.start,
-        )?;
-        let mut y = rows.start;
-        while y < rows.end {
-            let y1 = (y + bh).min(rows.end);
+        let y0 = first * bh;
+        let mut u = Ring::new(ring_u, c, wu, bh + 6, y0)?;
+        let mut m = Ring::new(ring_1, c, w1, bh + 4, y0)?;
+        let mut o = Ring::new(ring_2, c, w2, if head.is_some() { bh } else { 0 }, y0)?;
+        while let Some(band) = next() {
+            let y = band * bh;
+            let y1 = (y + bh).min(h2);
+            if y >= y1 {
+                return Err(internal("fuse: band past the map"));
+            }
             // The first convolution's rows this band reads, in whole tiles.
             let t1 = up_to_tile(y1 + 2).min(h1);
             if t1 > m.front {
@@ -734,7 +849,6 @@ impl Decoder<'_, '_> {
                 }
                 (None, None) => return Err(internal("fuse: decoder without an output")),
             }
-            y = y1;
         }
         Ok(())
     }

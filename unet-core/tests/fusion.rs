@@ -1,7 +1,8 @@
 //! Levels run in bands of rows (`unet_core::Plan::with_fusion`) give the bits of the same
 //! network run layer by layer: on random models whose levels are narrow enough to be banded,
 //! tiles of several shapes (bands that end at the map's edge mid-tile, maps shorter than a
-//! band), both convolution algorithms, 1 to 4 workers, and every output kind. The layer-by-layer
+//! band), both convolution algorithms, 1 to 4 workers (also one after another, so that the first
+//! steals the others' bands), and every output kind. The layer-by-layer
 //! path itself is checked against PyTorch and naive oracles elsewhere.
 #![allow(clippy::result_large_err)]
 
@@ -34,6 +35,23 @@ unsafe impl Executor for Threads {
                 });
             }
         });
+    }
+}
+
+/// Runs the jobs one after another on the calling thread, job `j` as worker `j mod n`: the first
+/// worker finishes its run of bands before the others start theirs, so it steals from them
+/// (the stealing path, deterministically).
+struct InOrder(usize);
+
+// SAFETY: one job at a time, each `j` once, worker indices below `n`, all before returning.
+unsafe impl Executor for InOrder {
+    fn workers(&self) -> usize {
+        self.0
+    }
+    fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+        for j in 0..jobs {
+            job(j, j % self.0);
+        }
     }
 }
 
@@ -104,6 +122,8 @@ fn bands_give_the_bits_of_layer_by_layer() {
                 let what = format!("case {i}, {algo:?}, {workers} workers");
                 assert!(same_bits(&want, &got), "{what}");
                 assert_eq!(want_labels, labels, "{what}");
+                let (got, _) = run(&model, &InOrder(workers), &plan, &input);
+                assert!(same_bits(&want, &got), "{what}, in order (stealing)");
             }
         }
     }
