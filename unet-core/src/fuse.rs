@@ -615,10 +615,11 @@ impl Encoder<'_, '_> {
         };
         let s = Shared::new(s);
         let p = p.map(Shared::new);
-        let part = |first: usize,
-                    next: &mut dyn FnMut() -> Option<usize>,
-                    area: &mut [f32],
-                    _wk: usize| { self.part(&com, first, next, area, &s, p.as_ref()) };
+        let part =
+            |first: usize,
+             next: &mut dyn FnMut() -> Option<usize>,
+             area: &mut [f32],
+             _wk: usize| { self.part(&com, first, next, area, &s, p.as_ref()) };
         spread_runs(exec, self.bands, hs, &parts, &part)
     }
 
@@ -749,10 +750,10 @@ impl Decoder<'_, '_> {
             }
             DecOut::Head(h) => (None, Some(h)),
         };
-        let part = |first: usize,
-                    next: &mut dyn FnMut() -> Option<usize>,
-                    area: &mut [f32],
-                    wk: usize| { self.part(&com, first, next, area, map.as_ref(), head, wk) };
+        let part =
+            |first: usize, next: &mut dyn FnMut() -> Option<usize>, area: &mut [f32], wk: usize| {
+                self.part(&com, first, next, area, map.as_ref(), head, wk)
+            };
         spread_runs(exec, self.bands, d.conv2.h, &parts, &part)
     }
 

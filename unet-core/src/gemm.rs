@@ -704,7 +704,10 @@ fn column_chunk(n: usize, workers: usize, nr: usize) -> usize {
     if workers <= 1 || n <= nr {
         return n.max(1);
     }
-    let jobs = round_up(n.div_ceil(NC), workers);
+    // At least `JOBS_PER_WORKER` jobs per worker for balance, where each keeps four
+    // micro-panels or more (every job packs its own copy of A's blocks).
+    let jobs = round_up(n.div_ceil(NC), workers)
+        .max((workers * crate::exec::JOBS_PER_WORKER).min(n / (4 * nr)));
     round_up(n.div_ceil(jobs), nr)
 }
 
@@ -715,7 +718,8 @@ pub const fn pack_len_workers(m: usize, n: usize, k: usize, workers: usize) -> O
 }
 
 /// `C = A·B` over all columns, split between the workers of `exec`: the N columns are cut into
-/// jobs of whole micro-panels (at most [`NC`] columns, a multiple of `exec.workers()` jobs), and
+/// jobs of whole micro-panels (at most [`NC`] columns; a multiple of `exec.workers()` jobs, and
+/// [`crate::exec::JOBS_PER_WORKER`] per worker where each keeps four panels or more), and
 /// each job runs the loops of [`gemm`] on its columns with its worker's own part of `pack`.
 /// With one worker this is exactly [`gemm`] over `0..N`.
 ///

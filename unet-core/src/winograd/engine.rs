@@ -312,7 +312,8 @@ fn transform_u(
 ) {
     let su = u_stride(cout, mr, cin);
     let panels = cout.div_ceil(mr);
-    let per = panels.div_ceil(exec.workers().max(1)).max(1);
+    let jobs = exec.workers().max(1) * crate::exec::JOBS_PER_WORKER;
+    let per = panels.div_ceil(jobs).max(1);
     let u_out = Shared::new(u);
     let job = |j: usize, _wk: usize| {
         let p0 = j * per;
@@ -502,9 +503,10 @@ pub(super) fn run(
         }
         SplitBy::Channels => {
             // Equal blocks of channels, a multiple of the panel height where they fit, as
-            // many as a multiple of the workers.
+            // many as a multiple of the workers and at least `JOBS_PER_WORKER` each.
             let workers = exec.workers().max(1);
-            let jobs = cout.div_ceil(rows_step).div_ceil(workers) * workers;
+            let jobs = (cout.div_ceil(rows_step).div_ceil(workers) * workers)
+                .max(workers * crate::exec::JOBS_PER_WORKER);
             let chunk = cout.div_ceil(jobs).div_ceil(mr) * mr;
             let chunk = chunk.min(rows_step);
             let mut t0 = 0;
@@ -512,7 +514,12 @@ pub(super) fn run(
                 let vp = VPack::new(cin, sp.bl.tiles.min(total - t0), nr);
                 let sv = vp.len() + SKEW;
                 // The shared `V`, its tiles split between the workers in whole panels.
-                let piece = vp.tb.div_ceil(workers).div_ceil(nr).max(1) * nr;
+                let piece = vp
+                    .tb
+                    .div_ceil(workers * crate::exec::JOBS_PER_WORKER)
+                    .div_ceil(nr)
+                    .max(1)
+                    * nr;
                 {
                     let vout = VOut::new(&mut v_all[..]);
                     let transform = |j: usize, wk: usize| {

@@ -281,8 +281,18 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
     };
     let fit = space / POS.saturating_mul(cin.saturating_add(rows)).max(1);
     let tiles = (fit / MAX_NR * MAX_NR).clamp(MIN_TILES, MAX_TILES);
-    // As many blocks as a multiple of the workers, of nearly equal size.
+    // As many blocks as a multiple of the workers, of nearly equal size; with `U` computed
+    // once, at least `JOBS_PER_WORKER` per worker (blocks of one micro-panel or more), for
+    // balance.
     let blocks = total.div_ceil(tiles).div_ceil(w).saturating_mul(w);
+    let blocks = if u_once {
+        blocks.max(
+            w.saturating_mul(crate::exec::JOBS_PER_WORKER)
+                .min(total / MAX_NR),
+        )
+    } else {
+        blocks
+    };
     // Whole micro-panels of any kernel (so also whole cache lines for the rows of `M`).
     let even = total
         .div_ceil(blocks)
