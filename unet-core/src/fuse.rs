@@ -417,7 +417,7 @@ fn prepare<'a>(
     area: &'a mut [f32],
 ) -> Result<([&'a [f32]; 2], Shared<'a, f32>), Error> {
     let workers = exec.workers();
-    if area.len() < bands.len(workers) || bands.rows == 0 || bands.rows % TILE != 0 {
+    if area.len() < bands.len(workers) || bands.rows == 0 || !bands.rows.is_multiple_of(TILE) {
         return Err(internal("fuse: band area out of contract"));
     }
     let (u0, rest) = area.split_at_mut(bands.u[0]);
@@ -508,8 +508,7 @@ fn spread_runs(
     bands: Bands,
     h: usize,
     parts: &Shared<'_, f32>,
-    part: &(dyn Fn(usize, &mut dyn FnMut() -> Option<usize>, &mut [f32], usize) -> Result<(), Error>
-          + Sync),
+    part: &Pipeline<'_>,
 ) -> Result<(), Error> {
     let chunks = h.div_ceil(bands.rows);
     let first = chunks.min(exec.workers()).clamp(1, MAX_RUNS);
@@ -601,7 +600,7 @@ impl Encoder<'_, '_> {
             return Err(internal("fuse: encoder maps out of contract"));
         }
         if let Some(p) = &p {
-            if p.len() < c.saturating_mul(hs / 2).saturating_mul(ws / 2) || hs % 2 != 0 {
+            if p.len() < c.saturating_mul(hs / 2).saturating_mul(ws / 2) || !hs.is_multiple_of(2) {
                 return Err(internal("fuse: pooled map out of contract"));
             }
         }
@@ -691,12 +690,21 @@ impl Encoder<'_, '_> {
     }
 }
 
+/// The head's side of a fused top level: `head(worker, ring, row in ring, output row)` turns one
+/// row of `D2` into one output row.
+pub(crate) type HeadRow<'h> = dyn Fn(usize, Map<'_>, usize, usize) -> Result<(), Error> + Sync + 'h;
+
+/// One pipeline over consecutive bands: `part(first band, next band, worker area, worker)`.
+type Pipeline<'p> = dyn Fn(usize, &mut dyn FnMut() -> Option<usize>, &mut [f32], usize) -> Result<(), Error>
+    + Sync
+    + 'p;
+
 /// What a fused decoder level does with its output rows.
 pub(crate) enum DecOut<'o> {
     /// `D2` into this map (`c × conv2.h × conv2.w`).
     Map(&'o mut [f32]),
     /// `D2` rows to the head: `head(worker, ring, row in ring, output row)`.
-    Head(&'o (dyn Fn(usize, Map<'_>, usize, usize) -> Result<(), Error> + Sync)),
+    Head(&'o HeadRow<'o>),
 }
 
 /// A fused decoder level's inputs.
@@ -767,7 +775,7 @@ impl Decoder<'_, '_> {
         next: &mut dyn FnMut() -> Option<usize>,
         area: &mut [f32],
         map: Option<&Shared<'_, f32>>,
-        head: Option<&(dyn Fn(usize, Map<'_>, usize, usize) -> Result<(), Error> + Sync)>,
+        head: Option<&HeadRow<'_>>,
         wk: usize,
     ) -> Result<(), Error> {
         let d = &self.dims;

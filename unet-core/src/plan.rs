@@ -176,16 +176,16 @@ impl Plan {
         // The largest shared part and the largest worker part of any banded level's area.
         let (mut band_shared, mut band_each) = (0usize, 0usize);
         if fusion {
-            for i in 0..l {
+            for (i, slot) in enc_bands.iter_mut().enumerate().take(l) {
                 if let Some(b) = EncDims::of(config, &sh, &sw, i)?.bands(algo, config.padding) {
-                    enc_bands[i] = b;
+                    *slot = b;
                     band_shared = band_shared.max(b.shared());
                     band_each = band_each.max(b.each());
                 }
             }
-            for i in 0..l.saturating_sub(1) {
+            for (i, slot) in dec_bands.iter_mut().enumerate().take(l.saturating_sub(1)) {
                 if let Some(b) = DecDims::of(config, &sh, &sw, i)?.bands(algo, config.padding) {
-                    dec_bands[i] = b;
+                    *slot = b;
                     band_shared = band_shared.max(b.shared());
                     band_each = band_each.max(b.each());
                 }

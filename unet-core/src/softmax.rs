@@ -26,7 +26,7 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * (r * r) + r + 1.0;
     // 2ⁿ: the integer `n` sits in the low mantissa bits of `t` (two's complement around
     // 0x4B40_0000); move `n + 127` into the exponent field.
