@@ -16,6 +16,8 @@
 //!   random values;
 //! - `CONV=direct|winograd|auto` (default `auto`): how the 3×3 convolutions run
 //!   ([`unet_core::ConvAlgo`]); `RUNS=n` overrides the run count (0 prints the plan only);
+//! - `FUSION=0`: run every level layer by layer instead of the narrow levels in bands of rows
+//!   ([`unet_core::Plan::with_fusion`]; the same bits);
 //! - `KERNEL=name`: force a GEMM micro-kernel (`portable`, `avx2-fma`, `avx512`, `neon`; one
 //!   this CPU runs) instead of the fastest available;
 //! - `OUTPUT=logits|probabilities|labels` (default `logits`, what the other runtimes of
@@ -123,8 +125,9 @@ fn main() {
     };
     let model = Model::from_safetensors(&bytes).expect("model loads");
     let exec = executor(threads);
-    let mut plan = model
-        .plan_options(tile, tile, algo, threads)
+    // `FUSION=0`: every level layer by layer (the same bits; see `Plan::with_fusion`).
+    let fusion = std::env::var("FUSION").map_or(true, |v| v != "0");
+    let mut plan = unet_core::Plan::with_fusion(model.config(), tile, tile, algo, threads, fusion)
         .expect("legal tile");
     if let Ok(name) = std::env::var("KERNEL") {
         let kernel = Kernel::by_name(&name).unwrap_or_else(|| {

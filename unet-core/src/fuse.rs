@@ -474,16 +474,17 @@ impl Run {
         }
     }
 
-    /// Takes the back part of the remaining bands (the owner keeps the larger half: it pays no
-    /// ring start-up), if at least two remain.
+    /// Takes the back half of the remaining bands (the smaller half when their number is odd:
+    /// the thief pays a ring start-up), the last one too: the owner is busy with an earlier
+    /// band meanwhile.
     fn split(&self) -> Option<(usize, usize)> {
         let mut v = self.0.load(Ordering::Acquire);
         loop {
             let (n, e) = Run::unpack(v);
-            if e < n + 2 {
+            if e <= n {
                 return None;
             }
-            let mid = n + (e - n).div_ceil(2);
+            let mid = n + (e - n) / 2;
             match self.0.compare_exchange_weak(
                 v,
                 Run::pack(n, mid),

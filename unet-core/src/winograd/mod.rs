@@ -281,29 +281,36 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
     };
     let fit = space / POS.saturating_mul(cin.saturating_add(rows)).max(1);
     let tiles = (fit / MAX_NR * MAX_NR).clamp(MIN_TILES, MAX_TILES);
-    // As many blocks as a multiple of the workers, of nearly equal size; with `U` computed
-    // once, at least `JOBS_PER_WORKER` per worker (blocks of one micro-panel or more), for
-    // balance.
+    // As many blocks as a multiple of the workers, of nearly equal size, in whole
+    // micro-panels of any kernel (so also whole cache lines for the rows of `M`). With `U`
+    // computed once, blocks of one panel when the layer has at most `2·JOBS_PER_WORKER` panels
+    // per worker (deep layers: 6 panels in blocks of 2, 2, 2 left one of two workers idle a
+    // third of the time), otherwise at least `JOBS_PER_WORKER` blocks per worker; for balance.
+    let panels = total.div_ceil(MAX_NR);
     let blocks = total.div_ceil(tiles).div_ceil(w).saturating_mul(w);
+    let jobs = w.saturating_mul(crate::exec::JOBS_PER_WORKER);
     let blocks = if u_once {
-        blocks.max(
-            w.saturating_mul(crate::exec::JOBS_PER_WORKER)
-                .min(total / MAX_NR),
-        )
+        if panels <= 2 * jobs {
+            panels
+        } else {
+            blocks.max(jobs)
+        }
     } else {
         blocks
     };
-    // Whole micro-panels of any kernel (so also whole cache lines for the rows of `M`).
-    let even = total
-        .div_ceil(blocks)
-        .div_ceil(MAX_NR)
-        .saturating_mul(MAX_NR);
+    let even = panels.div_ceil(blocks.max(1)).saturating_mul(MAX_NR);
     // Blocks of tiles need at least `MIN_TILES` per worker; when `U` is recomputed for each
     // block, blocks under `3/2·MIN_TILES` tiles recompute it so often that sharing `V` and
     // splitting the channels is faster (measured, 2 workers, paper tile: 256 → 512 at 66² and
     // 512 → 512 at 64², 80 and 64 tiles per block, ~10 % faster by channels; 120 tiles and up
     // faster by tiles).
-    let by_tiles = u_once || (fit >= MIN_TILES && even > MIN_TILES * 3 / 2);
+    // And with `U` recomputed, blocks of tiles need `JOBS_PER_WORKER` per worker: with one or
+    // two each, a worker waited for the other most of the layer (base-16 tile, 256 → 128 at
+    // 54², 2 blocks of 128 and 68 tiles: 10.1 ms on 2 workers, one of them busy 4.3 ms).
+    let by_tiles = u_once
+        || (fit >= MIN_TILES
+            && even > MIN_TILES * 3 / 2
+            && blocks >= w.saturating_mul(crate::exec::JOBS_PER_WORKER));
     if total >= w.saturating_mul(MIN_TILES) && by_tiles {
         return Spread {
             bl: Blocking {
