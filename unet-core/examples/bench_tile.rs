@@ -23,6 +23,8 @@
 //! - `OUTPUT=logits|probabilities|labels` (default `logits`, what the other runtimes of
 //!   `bench/peers.py` produce): the output the timed runs write (probabilities add the
 //!   soft-max, labels the arg-max);
+//! - `PROBE=1`: time every parallel phase (each `Executor::run`) and each worker's busy time
+//!   in it; prints how long the workers waited for each other per tile and the worst phases;
 //! - `LOGITS=path`: after timing, write the tile's logits there as raw little-endian f32
 //!   `[num_classes, out_h, out_w]` (for comparisons with other runtimes: `bench/peers.py`).
 //!
@@ -77,6 +79,73 @@ fn executor(threads: usize) -> Box<dyn Executor> {
     }
 }
 
+/// `PROBE=1`: wraps the executor and records, for every parallel phase (`Executor::run`), its
+/// wall time and each worker's busy time (the sum of its jobs' times), to show where workers
+/// wait for each other.
+struct Probe {
+    inner: Box<dyn Executor>,
+    log: std::sync::Mutex<Vec<Phase>>,
+}
+
+/// One run of the executor: `(jobs, wall s, busy s per worker)`.
+type Phase = (usize, f64, Vec<f64>);
+
+// SAFETY: forwards every call to `inner` unchanged (its guarantees hold); the timing around
+// each job does not change which worker runs it or how often.
+unsafe impl Executor for Probe {
+    fn workers(&self) -> usize {
+        self.inner.workers()
+    }
+    fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+        let busy: Vec<std::sync::Mutex<f64>> =
+            (0..self.workers()).map(|_| Default::default()).collect();
+        let t = Instant::now();
+        self.inner.run(jobs, &|j, w| {
+            let s = Instant::now();
+            job(j, w);
+            *busy[w].lock().unwrap() += s.elapsed().as_secs_f64();
+        });
+        let wall = t.elapsed().as_secs_f64();
+        let busy = busy.into_iter().map(|b| b.into_inner().unwrap()).collect();
+        self.log.lock().unwrap().push((jobs, wall, busy));
+    }
+}
+
+impl Probe {
+    /// Prints the idle time per tile (`tiles` timed tiles in the log) and the phases of the
+    /// last tile where the workers waited longest.
+    fn report(&self, tiles: usize) {
+        let log = self.log.lock().unwrap();
+        let w = self.workers() as f64;
+        let idle = |r: &Phase| w * r.1 - r.2.iter().sum::<f64>();
+        let (wall, lost): (f64, f64) = log
+            .iter()
+            .map(|r| (r.1, idle(r)))
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let per = log.len() / tiles.max(1);
+        println!(
+            "probe: {per} parallel phases per tile, {:.1} ms in them, workers idle {:.1} ms of {:.1} ({:.1} %)",
+            wall * 1e3 / tiles as f64,
+            lost * 1e3 / tiles as f64,
+            w * wall * 1e3 / tiles as f64,
+            100.0 * lost / (w * wall)
+        );
+        let last = &log[log.len() - per..];
+        let mut worst: Vec<(usize, &Phase)> = last.iter().enumerate().collect();
+        worst.sort_by(|a, b| idle(b.1).total_cmp(&idle(a.1)));
+        for (i, r) in worst.iter().take(5) {
+            let busy: Vec<String> = r.2.iter().map(|b| format!("{:.2}", b * 1e3)).collect();
+            println!(
+                "  phase {i}: {} jobs, {:.2} ms, busy {} ms, idle {:.2} ms",
+                r.0,
+                r.1 * 1e3,
+                busy.join(" / "),
+                idle(r) * 1e3
+            );
+        }
+    }
+}
+
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().map(|s| {
         s.parse()
@@ -124,7 +193,17 @@ fn main() {
         Err(_) => synth::random_model(&config, DType::F32, 1, "none"),
     };
     let model = Model::from_safetensors(&bytes).expect("model loads");
-    let exec = executor(threads);
+    let probe = std::env::var("PROBE")
+        .is_ok_and(|v| v == "1")
+        .then(|| Probe {
+            inner: executor(threads),
+            log: Default::default(),
+        });
+    let plain = executor(threads);
+    let exec: &dyn Executor = match &probe {
+        Some(p) => p,
+        None => &*plain,
+    };
     // `FUSION=0`: every level layer by layer (the same bits; see `Plan::with_fusion`).
     let fusion = std::env::var("FUSION").map_or(true, |v| v != "0");
     let mut plan = unet_core::Plan::with_fusion(model.config(), tile, tile, algo, threads, fusion)
@@ -173,13 +252,16 @@ fn main() {
             other => panic!("OUTPUT={other}: logits, probabilities or labels"),
         };
         model
-            .forward_with(&*exec, &plan, &input, &mut scratch, output)
+            .forward_with(exec, &plan, &input, &mut scratch, output)
             .expect("forward")
     };
     // One untimed warm-up run, as `bench/peers.py` gives every other runtime: the first run
     // also pays for touching the scratch pages (30-50 % slower).
     if runs > 0 {
         tile();
+    }
+    if let Some(p) = &probe {
+        p.log.lock().unwrap().clear();
     }
     let mut times = Vec::with_capacity(runs);
     let mut cpu_times = Vec::with_capacity(runs);
@@ -197,6 +279,9 @@ fn main() {
         }
         times.push(s);
     }
+    if let (Some(p), true) = (&probe, runs > 0) {
+        p.report(runs);
+    }
     if !cpu_times.is_empty() {
         cpu_times.sort_by(|a, b| a.total_cmp(b));
         println!(
@@ -206,13 +291,7 @@ fn main() {
     }
     if let Ok(path) = std::env::var("LOGITS") {
         model
-            .forward_with(
-                &*exec,
-                &plan,
-                &input,
-                &mut scratch,
-                Output::Logits(&mut out),
-            )
+            .forward_with(exec, &plan, &input, &mut scratch, Output::Logits(&mut out))
             .expect("forward");
         let raw: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&path, raw).unwrap_or_else(|e| panic!("{path}: {e}"));
