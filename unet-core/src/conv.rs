@@ -109,6 +109,22 @@ impl<'s> Band<'s> {
         })
     }
 
+    /// [`Band::whole`], or the error for a short `map`: [`Error::BufferTooSmall`] naming
+    /// `buffer` ([`Error::Overflow`] if `c·h·w` overflows).
+    pub(crate) fn of_map(map: MapMut<'s>, buffer: &'static str) -> Result<Band<'s>, Error> {
+        let needed = map
+            .c
+            .checked_mul(map.h)
+            .and_then(|v| v.checked_mul(map.w))
+            .ok_or(Error::Overflow)?;
+        let got = map.data.len();
+        Band::whole(map).ok_or(Error::BufferTooSmall {
+            buffer,
+            needed,
+            got,
+        })
+    }
+
     /// Rows `r0..r0 + h` of the `c × full_h × w` map stored in `map` (`None` if they leave it
     /// or `map` is shorter than `c·full_h·w`).
     ///
@@ -358,19 +374,7 @@ pub fn conv3x3_exec(
             return bad("conv3x3: input window leaves its map");
         }
     }
-    let needed = out
-        .c
-        .checked_mul(out.h)
-        .and_then(|v| v.checked_mul(out.w))
-        .ok_or(Error::Overflow)?;
-    let got = out.data.len();
-    let Some(out) = Band::whole(out) else {
-        return Err(Error::BufferTooSmall {
-            buffer: "conv3x3 output",
-            needed,
-            got,
-        });
-    };
+    let out = Band::of_map(out, "conv3x3 output")?;
     conv3x3_band(kernel, exec, w, b, input, pad, relu, out, pack)
 }
 
@@ -571,20 +575,8 @@ pub fn up2x2_exec(
     out: MapMut<'_>,
     pack: &mut [f32],
 ) -> Result<(), Error> {
-    let needed = out
-        .c
-        .checked_mul(out.h)
-        .and_then(|v| v.checked_mul(out.w))
-        .ok_or(Error::Overflow)?;
-    let got = out.data.len();
     let rows = input.h;
-    let Some(out) = Band::whole(out) else {
-        return Err(Error::BufferTooSmall {
-            buffer: "up2x2 output",
-            needed,
-            got,
-        });
-    };
+    let out = Band::of_map(out, "up2x2 output")?;
     up2x2_band(kernel, exec, w, b, input, 0, rows, out, pack)
 }
 

@@ -407,7 +407,8 @@ impl Common<'_> {
     }
 }
 
-/// Splits `area` into the two `U`s (transformed now, on `exec`) and the workers' parts.
+/// Splits `area` into the two `U`s (transformed now, on `exec`) and the workers' parts: what
+/// the level's pipelines share, and the parts.
 fn prepare<'a>(
     kernel: Kernel,
     algo: ConvAlgo,
@@ -415,7 +416,7 @@ fn prepare<'a>(
     bands: Bands,
     convs: [(&ConvDims, Weights<'_, '_>); 2],
     area: &'a mut [f32],
-) -> Result<([&'a [f32]; 2], Shared<'a, f32>), Error> {
+) -> Result<(Common<'a>, Shared<'a, f32>), Error> {
     let workers = exec.workers();
     if area.len() < bands.len(workers) || bands.rows == 0 || !bands.rows.is_multiple_of(TILE) {
         return Err(internal("fuse: band area out of contract"));
@@ -427,7 +428,13 @@ fn prepare<'a>(
             winograd::prepare_u(kernel, exec, wt.w, d.c_out, d.c_in, u)?;
         }
     }
-    Ok(([u0, u1], Shared::new(rest)))
+    let common = Common {
+        kernel,
+        algo,
+        bands,
+        u: [u0, u1],
+    };
+    Ok((common, Shared::new(rest)))
 }
 
 /// Most runs of bands one level is cut into (the workers' first runs plus those split off by
@@ -606,13 +613,7 @@ impl Encoder<'_, '_> {
             }
         }
         let convs = [(&d.conv1, self.conv1), (&d.conv2, self.conv2)];
-        let (u, parts) = prepare(self.kernel, self.algo, exec, self.bands, convs, area)?;
-        let com = Common {
-            kernel: self.kernel,
-            algo: self.algo,
-            bands: self.bands,
-            u,
-        };
+        let (com, parts) = prepare(self.kernel, self.algo, exec, self.bands, convs, area)?;
         let s = Shared::new(s);
         let p = p.map(Shared::new);
         let part =
@@ -743,13 +744,7 @@ impl Decoder<'_, '_> {
             return Err(internal("fuse: decoder maps out of contract"));
         }
         let convs = [(&d.conv1, self.conv1), (&d.conv2, self.conv2)];
-        let (u, parts) = prepare(self.kernel, self.algo, exec, self.bands, convs, area)?;
-        let com = Common {
-            kernel: self.kernel,
-            algo: self.algo,
-            bands: self.bands,
-            u,
-        };
+        let (com, parts) = prepare(self.kernel, self.algo, exec, self.bands, convs, area)?;
         let (map, head) = match out {
             DecOut::Map(m) => {
                 if m.len() < c.saturating_mul(d.conv2.h).saturating_mul(d.conv2.w) {

@@ -6,37 +6,12 @@
 //! path itself is checked against PyTorch and naive oracles elsewhere.
 #![allow(clippy::result_large_err)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod frame_support;
 
+use frame_support::Threads;
 use unet_core::{
     synth, Config, ConvAlgo, DType, Executor, Model, Output, Padding, Plan, Sequential,
 };
-
-/// Runs jobs on `n` scoped std threads pulling from a shared counter (worker = thread number).
-struct Threads(usize);
-
-// SAFETY: worker indices are the thread numbers 0..n, one per thread, each running its jobs one
-// after another; `fetch_add` hands each job out once; `thread::scope` joins before returning.
-unsafe impl Executor for Threads {
-    fn workers(&self) -> usize {
-        self.0
-    }
-    fn run(&self, jobs: usize, job: &(dyn Fn(usize, usize) + Sync)) {
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for w in 0..self.0 {
-                let next = &next;
-                s.spawn(move || loop {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    if j >= jobs {
-                        break;
-                    }
-                    job(j, w);
-                });
-            }
-        });
-    }
-}
 
 /// Runs the jobs one after another on the calling thread, job `j` as worker `j mod n`: the first
 /// worker finishes its run of bands before the others start theirs, so it steals from them

@@ -369,17 +369,8 @@ impl<'a, 'b> MatShared<'a, 'b> {
         rs: usize,
         epilogue: Epilogue<'b>,
     ) -> Option<Self> {
-        (rs >= cols && span(rows, cols, rs, 1)? <= data.len() && epilogue.covers(rows)).then_some(
-            MatShared {
-                ptr: data.as_mut_ptr(),
-                len: data.len(),
-                rows,
-                cols,
-                rs,
-                epilogue,
-                _data: PhantomData,
-            },
-        )
+        // SAFETY: `data` is borrowed mutably for `'a`, so nothing else covers its elements.
+        unsafe { MatShared::from_raw(data.as_mut_ptr(), data.len(), rows, cols, rs, epilogue) }
     }
 
     /// [`MatShared::new`] over `len` elements at `ptr` (e.g. a [`crate::conv::Band`], whose

@@ -616,19 +616,7 @@ pub fn conv3x3_winograd_spread(
     work: &mut [f32],
 ) -> Result<(), Error> {
     let pad = check(w, b, input, padding, (out.c, out.h, out.w))?;
-    let needed = out
-        .c
-        .checked_mul(out.h)
-        .and_then(|v| v.checked_mul(out.w))
-        .ok_or(Error::Overflow)?;
-    let got = out.data.len();
-    let Some(out) = Band::whole(out) else {
-        return Err(Error::BufferTooSmall {
-            buffer: "winograd conv3x3 output",
-            needed,
-            got,
-        });
-    };
+    let out = Band::of_map(out, "winograd conv3x3 output")?;
     spread_band(kernel, exec, sp, w, b, input, pad, relu, out, None, work)
 }
 
