@@ -679,6 +679,7 @@ impl Encoder<'_, '_> {
                 unsafe { Band::rows(s, (c, hs, ws), y, y1 - y) }.ok_or(internal("fuse: S rows"))?;
             com.conv(1, &d.conv2, self.conv2, &input, out, work)?;
             if let Some(p) = p {
+                // SAFETY: as above: rows `y..y1` of `S` are this run's.
                 let src = unsafe { Band::rows(s, (c, hs, ws), y, y1 - y) }
                     .ok_or(internal("fuse: S rows"))?;
                 // SAFETY: this run alone writes rows `y/2..y1/2` of `P`.

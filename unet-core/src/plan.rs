@@ -11,6 +11,11 @@
 //! Offsets are assigned greedily, largest tensor first, at the lowest address not used by a
 //! tensor whose lifetime overlaps. Skip tensors therefore stay alive across the bottom of the
 //! network while everything else is recycled. The GEMM packing buffer follows the arena.
+//!
+//! A level run in bands of rows (`fuse.rs`) has no `E1_i` (encoder) or `U_i`, `D1_i`
+//! (decoder), nor `D2_0` at the top (the head reads its rows from a ring): those live in the
+//! workers' rings, in the packing region. Its outputs are alive from its first step and its
+//! inputs until its last, as the bands write and read them throughout the level.
 
 use crate::arch::{Config, MAX_LEVELS};
 use crate::conv;
