@@ -28,9 +28,9 @@
 //!
 //! Code: this module holds the rules, sizes and checks; `engine` runs a call (the split, the
 //! 36 products); `transforms` the three transforms (portable, and with AVX2/AVX-512 target
-//! features; the filter transform, the output transform's interleave and the input transform's
-//! row step in AVX2 / AVX-512 intrinsics — the same arithmetic, so the same bits, as the
-//! portable code, tested bit for bit). Every part of the work area starts on a 64-byte line
+//! features; the filter transform, the output transform and the input transform's column and
+//! row steps in AVX2 / AVX-512 intrinsics — the filter transform with the portable code's
+//! arithmetic, the other two with fused multiply-adds, tested against an f64 oracle). Every part of the work area starts on a 64-byte line
 //! (the vector loads and stores of `V` and `M` then never straddle two).
 //!
 //! Which convolutions use it: [`ConvAlgo`] (a [`crate::Plan`] setting; [`ConvAlgo::Auto`] applies

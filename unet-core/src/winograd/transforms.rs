@@ -2,7 +2,11 @@
 //! `U = G g Gᵀ` (stored as GEMM micro-panels), input tiles `V = Bᵀ d B` (strips of 64 tiles,
 //! vectorised across x, then across 8 or 16 tiles), output tiles `Y = Aᵀ M A` plus bias and
 //! ReLU (8 tiles at a time, within one tile row), each portable and compiled for the kernel's
-//! ISA (AVX2+FMA, AVX-512F, AVX-512VL; [`Fast`]) with the same arithmetic, so the same bits.
+//! ISA (AVX2+FMA, AVX-512F, AVX-512VL; [`Fast`]). The filter transform has the same arithmetic
+//! everywhere (the same bits); the input and output transforms on x86-64 use fused
+//! multiply-adds (fewer operations, one rounding fewer per fused pair), so their bits differ
+//! from the portable code's by rounding — both are tested against an f64 oracle. Within one
+//! ISA every element has one value, whatever the split between workers or the band.
 
 use core::ops::Range;
 
@@ -116,16 +120,21 @@ unsafe fn filter_transform(
     }
 }
 
-/// `Bᵀ d` for one column of six values (`Bᵀ` of F(4×4, 3×3)).
+/// `Bᵀ d` for one column of six values (`Bᵀ` of F(4×4, 3×3)), with the sums and differences
+/// that rows 1–4 share taken once (18 operations; the x86 steps do the same with fused
+/// multiply-adds, 14: [`x86`]'s `bt_fma`).
 #[inline(always)]
 fn bt(d: [f32; 6]) -> [f32; 6] {
+    let (s12, s34) = (d[1] + d[2], d[3] + d[4]);
+    let (d12, d43) = (d[1] - d[2], d[4] - d[3]);
+    let (d31, d42) = (d[3] - d[1], d[4] - d[2]);
     [
-        4.0 * d[0] - 5.0 * d[2] + d[4],
-        -4.0 * (d[1] + d[2]) + d[3] + d[4],
-        4.0 * (d[1] - d[2]) - d[3] + d[4],
-        2.0 * (d[3] - d[1]) - d[2] + d[4],
-        2.0 * (d[1] - d[3]) - d[2] + d[4],
-        4.0 * d[1] - 5.0 * d[3] + d[5],
+        4.0 * d[0] + (d[4] - 5.0 * d[2]),
+        s34 - 4.0 * s12,
+        4.0 * d12 + d43,
+        2.0 * d31 + d42,
+        d42 - 2.0 * d31,
+        4.0 * d[1] + (d[5] - 5.0 * d[3]),
     ]
 }
 
@@ -455,20 +464,133 @@ mod x86 {
     use crate::tensor::TensorView;
     use crate::winograd::engine::OutPtr;
 
-    /// [`super::bt`] on vectors of tiles, with the given intrinsics: the same operations in the
-    /// same order as the scalar version, so the same bits.
-    macro_rules! bt_lanes {
-        ([$e0:ident, $e1:ident, $e2:ident, $e3:ident, $e4:ident, $e5:ident], $mul:ident, $add:ident, $sub:ident, $set1:ident) => {{
+    /// [`super::bt`] on vectors with fused multiply-adds (`$fmadd(a, b, c) = a·b + c`,
+    /// `$fnmadd(a, b, c) = c − a·b`, each rounded once): 14 operations instead of 18, so not
+    /// the portable code's bits (within a few units in the last place of the terms' magnitude;
+    /// tested). Every x86 step (columns and rows, AVX2 and AVX-512, full and masked vectors)
+    /// uses this one formula, so each element of `V` has one value whatever the vector width,
+    /// the split between workers or the band.
+    macro_rules! bt_fma {
+        ([$e0:expr, $e1:expr, $e2:expr, $e3:expr, $e4:expr, $e5:expr], $fmadd:ident, $fnmadd:ident, $add:ident, $sub:ident, $set1:ident) => {{
+            let (e0, e1, e2, e3, e4, e5) = ($e0, $e1, $e2, $e3, $e4, $e5);
             let (four, five, two) = ($set1(4.0), $set1(5.0), $set1(2.0));
+            let (s12, s34) = ($add(e1, e2), $add(e3, e4));
+            let (d12, d43) = ($sub(e1, e2), $sub(e4, e3));
+            let (d31, d42) = ($sub(e3, e1), $sub(e4, e2));
             [
-                $add($sub($mul(four, $e0), $mul(five, $e2)), $e4),
-                $add($add($mul($set1(-4.0), $add($e1, $e2)), $e3), $e4),
-                $add($sub($mul(four, $sub($e1, $e2)), $e3), $e4),
-                $add($sub($mul(two, $sub($e3, $e1)), $e2), $e4),
-                $add($sub($mul(two, $sub($e1, $e3)), $e2), $e4),
-                $add($sub($mul(four, $e1), $mul(five, $e3)), $e5),
+                $fmadd(four, e0, $fnmadd(five, e2, e4)),
+                $fnmadd(four, s12, s34),
+                $fmadd(four, d12, d43),
+                $fmadd(two, d31, d42),
+                $fnmadd(two, d31, d42),
+                $fmadd(four, e1, $fnmadd(five, e3, e5)),
             ]
         }};
+    }
+
+    /// `Bᵀ` down the columns of a strip (B on the left), 8 columns at a time with AVX2:
+    /// `dst_i[x] = (Bᵀ (src_0[x], …, src_5[x]))_i` for every `x < dst_0.len()` ([`bt_fma`];
+    /// the last group masked). Prefetches the lines of `ahead` (the next channel's rows) at the
+    /// same columns, one line per 16 columns. Panics if a `src_i` or `dst_i` is shorter than
+    /// `dst_0`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn col_bt_ymm(
+        src: [&[f32]; 6],
+        mut dst: [&mut [f32]; 6],
+        ahead: [&[f32]; 6],
+    ) {
+        let n = dst[0].len();
+        assert!(src.iter().all(|s| s.len() >= n) && dst.iter().all(|d| d.len() >= n));
+        // SAFETY (whole body): AVX2 and FMA on a CPU that has them; loads and stores of
+        // `[x, x + 8)` with `x + 8 ≤ n`, or masked to `[x, n)`: inside every slice (checked).
+        unsafe {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mut x = 0;
+            while x < n {
+                if x % 16 == 0 {
+                    for a in ahead {
+                        if let Some(v) = a.get(x) {
+                            crate::gemm::prefetch(v);
+                        }
+                    }
+                }
+                let e = if x + 8 <= n {
+                    src.map(|s| _mm256_loadu_ps(s.as_ptr().add(x)))
+                } else {
+                    let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((n - x) as i32), lanes);
+                    src.map(|s| _mm256_maskload_ps(s.as_ptr().add(x), keep))
+                };
+                let o = bt_fma!(
+                    [e[0], e[1], e[2], e[3], e[4], e[5]],
+                    _mm256_fmadd_ps,
+                    _mm256_fnmadd_ps,
+                    _mm256_add_ps,
+                    _mm256_sub_ps,
+                    _mm256_set1_ps
+                );
+                if x + 8 <= n {
+                    for (d, v) in dst.iter_mut().zip(o) {
+                        _mm256_storeu_ps(d.as_mut_ptr().add(x), v);
+                    }
+                } else {
+                    let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((n - x) as i32), lanes);
+                    for (d, v) in dst.iter_mut().zip(o) {
+                        _mm256_maskstore_ps(d.as_mut_ptr().add(x), keep, v);
+                    }
+                }
+                x += 8;
+            }
+        }
+    }
+
+    /// As [`col_bt_ymm`], 16 columns at a time with AVX-512F (the same bits).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn col_bt_zmm(
+        src: [&[f32]; 6],
+        mut dst: [&mut [f32]; 6],
+        ahead: [&[f32]; 6],
+    ) {
+        let n = dst[0].len();
+        assert!(src.iter().all(|s| s.len() >= n) && dst.iter().all(|d| d.len() >= n));
+        // SAFETY (whole body): AVX-512F and FMA on a CPU that has them; loads and stores of
+        // `[x, x + 16)` masked to `x < n`: inside every slice (checked); masked-off lanes are
+        // neither read nor written.
+        unsafe {
+            let mut x = 0;
+            while x < n {
+                for a in ahead {
+                    if let Some(v) = a.get(x) {
+                        crate::gemm::prefetch(v);
+                    }
+                }
+                let keep: __mmask16 = if x + 16 <= n {
+                    0xFFFF
+                } else {
+                    (1u16 << (n - x)) - 1
+                };
+                let e = src.map(|s| _mm512_maskz_loadu_ps(keep, s.as_ptr().add(x)));
+                let o = bt_fma!(
+                    [e[0], e[1], e[2], e[3], e[4], e[5]],
+                    _mm512_fmadd_ps,
+                    _mm512_fnmadd_ps,
+                    _mm512_add_ps,
+                    _mm512_sub_ps,
+                    _mm512_set1_ps
+                );
+                for (d, v) in dst.iter_mut().zip(o) {
+                    _mm512_mask_storeu_ps(d.as_mut_ptr().add(x), keep, v);
+                }
+                x += 16;
+            }
+        }
     }
 
     /// The input transform compiled with target features `$features`.
@@ -628,13 +750,13 @@ mod x86 {
 
     /// `Bᵀ` along the rows of `n` tiles of one strip row (B on the right): tile `l` reads
     /// `row[4l .. 4l + 6]` and writes `d_i[pan.off(l)]`, 8 tiles at a time within each
-    /// micro-panel, the last group of each masked (the same operations in the same order as the
-    /// scalar [`super::bt`]: the same bits). Reads up to `row[4(n − 1) + 36]` (lanes past a run
-    /// are computed from whatever is there and dropped). Returns `false`, having done nothing,
-    /// if `row` or a `d_i` is short.
+    /// micro-panel, the last group of each masked (`bt_fma`: the bits of [`col_bt_ymm`], not of
+    /// the scalar [`super::bt`]). Reads up to `row[4(n − 1) + 36]` (lanes past a run are
+    /// computed from whatever is there and dropped). Returns `false`, having done nothing, if
+    /// `row` or a `d_i` is short.
     ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(super) unsafe fn row_bt_ymm(
@@ -685,10 +807,10 @@ mod x86 {
                     let s2 = _mm256_unpacklo_ps(b2, b3);
                     let e4 = _mm256_shuffle_ps::<0x44>(s0, s2);
                     let e5 = _mm256_shuffle_ps::<0xEE>(s0, s2);
-                    // bt(): the same operations in the same order as the scalar version.
-                    let o = bt_lanes!(
+                    let o = bt_fma!(
                         [e0, e1, e2, e3, e4, e5],
-                        _mm256_mul_ps,
+                        _mm256_fmadd_ps,
+                        _mm256_fnmadd_ps,
                         _mm256_add_ps,
                         _mm256_sub_ps,
                         _mm256_set1_ps
@@ -714,7 +836,7 @@ mod x86 {
     }
 
     /// As [`row_bt_ymm`], 16 tiles at a time with AVX-512 (stride-4 deinterleave by two-source
-    /// permutes; the same bits). Reads up to `row[4(n − 1) + 81]`.
+    /// permutes; the same bits as [`row_bt_ymm`]). Reads up to `row[4(n − 1) + 81]`.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -769,10 +891,10 @@ mod x86 {
                         _mm512_castps_si512(a5),
                         _mm512_castps_si512(e1),
                     ));
-                    // bt(): the same operations in the same order as the scalar version.
-                    let o = bt_lanes!(
+                    let o = bt_fma!(
                         [e0, e1, e2, e3, e4, e5],
-                        _mm512_mul_ps,
+                        _mm512_fmadd_ps,
+                        _mm512_fnmadd_ps,
                         _mm512_add_ps,
                         _mm512_sub_ps,
                         _mm512_set1_ps
@@ -792,7 +914,8 @@ mod x86 {
         true
     }
 
-    /// `Aᵀ m` on six vectors of 8 tiles (as [`super::at`], lane-wise).
+    /// `Aᵀ m` on six vectors of 8 tiles (as [`super::at`], lane-wise, with fused
+    /// multiply-adds: 10 operations instead of 13, not the portable bits).
     #[inline(always)]
     unsafe fn at8(m: [__m256; 6]) -> [__m256; 4] {
         // SAFETY (whole body): AVX arithmetic on registers; the caller has AVX2.
@@ -806,15 +929,15 @@ mod x86 {
             );
             [
                 _mm256_add_ps(_mm256_add_ps(m[0], p12), p34),
-                _mm256_add_ps(m12, _mm256_mul_ps(two, m34)),
-                _mm256_add_ps(p12, _mm256_mul_ps(four, p34)),
-                _mm256_add_ps(_mm256_add_ps(m12, _mm256_mul_ps(eight, m34)), m[5]),
+                _mm256_fmadd_ps(two, m34, m12),
+                _mm256_fmadd_ps(four, p34, p12),
+                _mm256_add_ps(_mm256_fmadd_ps(eight, m34, m12), m[5]),
             ]
         }
     }
 
-    /// [`output_transform`] with vectors of 8 tiles: the same arithmetic (so the same bits),
-    /// with the 4×8 transposes that interleave 8 side-by-side tiles into output rows done by
+    /// [`output_transform`] with vectors of 8 tiles ([`at8`]: fused multiply-adds, so within
+    /// rounding of the portable bits, not equal to them), with the 4×8 transposes that interleave 8 side-by-side tiles into output rows done by
     /// shuffles. Groups of tiles never cross a tile row; the pixels of a partial group (the end
     /// of a row or of the block, or tiles cut by the output's right edge) are stored masked.
     /// Compiled twice: AVX2, and with AVX-512VL, whose 32 registers hold the 24 vectors of a
@@ -1006,12 +1129,59 @@ fn row_bt(row: &[f32], n: usize, pan: Walk, mut d: [&mut [f32]; 6]) {
     }
 }
 
+/// The scalar column step: `Bᵀ` down the columns of a strip (B on the left), `dst_i[x] =
+/// (Bᵀ (src_0[x], …, src_5[x]))_i` for every `x < dst_0.len()`, in lines of 16 columns, each
+/// after prefetching the lines of `ahead` (the next channel's rows) at the same columns. Panics
+/// if a `src_i` or `dst_i` is shorter than `dst_0`.
+fn col_bt(src: [&[f32]; 6], dst: [&mut [f32]; 6], ahead: [&[f32]; 6]) {
+    let n = dst[0].len();
+    let [r0, r1, r2, r3, r4, r5] = dst;
+    let (r0, r1, r2) = (&mut r0[..n], &mut r1[..n], &mut r2[..n]);
+    let (r3, r4, r5) = (&mut r3[..n], &mut r4[..n], &mut r5[..n]);
+    let [i0, i1, i2, i3, i4, i5] = src.map(|s| &s[..n]);
+    let mut x = 0;
+    while x + 16 <= n {
+        for a in ahead {
+            if let Some(v) = a.get(x) {
+                crate::gemm::prefetch(v);
+            }
+        }
+        let line = |r: &[f32]| -> [f32; 16] { r[x..x + 16].try_into().unwrap() };
+        let (c0, c1, c2) = (line(i0), line(i1), line(i2));
+        let (c3, c4, c5) = (line(i3), line(i4), line(i5));
+        let mut o = [[0.0f32; 16]; ALPHA];
+        for k in 0..16 {
+            let b = bt([c0[k], c1[k], c2[k], c3[k], c4[k], c5[k]]);
+            for (oi, bi) in o.iter_mut().zip(b) {
+                oi[k] = bi;
+            }
+        }
+        r0[x..x + 16].copy_from_slice(&o[0]);
+        r1[x..x + 16].copy_from_slice(&o[1]);
+        r2[x..x + 16].copy_from_slice(&o[2]);
+        r3[x..x + 16].copy_from_slice(&o[3]);
+        r4[x..x + 16].copy_from_slice(&o[4]);
+        r5[x..x + 16].copy_from_slice(&o[5]);
+        x += 16;
+    }
+    for c in x..n {
+        let o = bt([i0[c], i1[c], i2[c], i3[c], i4[c], i5[c]]);
+        r0[c] = o[0];
+        r1[c] = o[1];
+        r2[c] = o[2];
+        r3[c] = o[3];
+        r4[c] = o[4];
+        r5[c] = o[5];
+    }
+}
+
 /// Zeros standing for the rows of an input strip outside the window (padding).
 static ZEROS: [f32; STRIP_W] = [0.0; STRIP_W];
 
 /// How the input transform's row step runs: scalar, or vectorised across tiles with a masked
-/// last group (x86-64 only; the caller must be compiled with the features). Every way gives the
-/// same bits.
+/// last group (x86-64 only; the caller must be compiled with the features). The vector steps
+/// (and the column steps that go with them) use fused multiply-adds: the same bits as each
+/// other, within rounding of the scalar step's.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RowStep {
     Scalar,
@@ -1107,46 +1277,17 @@ unsafe fn input_transform(
                     r[..lead].fill(0.0);
                     r[lead + inside..width].fill(0.0);
                 }
-                let [r0, r1, r2, r3, r4, r5] = rows;
-                let (r0, r1) = (&mut r0[lead..lead + inside], &mut r1[lead..lead + inside]);
-                let (r2, r3) = (&mut r2[lead..lead + inside], &mut r3[lead..lead + inside]);
-                let (r4, r5) = (&mut r4[lead..lead + inside], &mut r5[lead..lead + inside]);
-                // Lines of 16 columns (one vector with AVX-512, two with AVX2), each after
-                // prefetching the next channel's six lines at the same columns; then the last
-                // columns one by one.
-                let mut x = 0;
-                while x + 16 <= inside {
-                    for a in ahead {
-                        if let Some(v) = a.get(x) {
-                            crate::gemm::prefetch(v);
-                        }
-                    }
-                    let line = |r: &[f32]| -> [f32; 16] { r[x..x + 16].try_into().unwrap() };
-                    let (c0, c1, c2) = (line(i0), line(i1), line(i2));
-                    let (c3, c4, c5) = (line(i3), line(i4), line(i5));
-                    let mut o = [[0.0f32; 16]; ALPHA];
-                    for k in 0..16 {
-                        let b = bt([c0[k], c1[k], c2[k], c3[k], c4[k], c5[k]]);
-                        for (oi, bi) in o.iter_mut().zip(b) {
-                            oi[k] = bi;
-                        }
-                    }
-                    r0[x..x + 16].copy_from_slice(&o[0]);
-                    r1[x..x + 16].copy_from_slice(&o[1]);
-                    r2[x..x + 16].copy_from_slice(&o[2]);
-                    r3[x..x + 16].copy_from_slice(&o[3]);
-                    r4[x..x + 16].copy_from_slice(&o[4]);
-                    r5[x..x + 16].copy_from_slice(&o[5]);
-                    x += 16;
-                }
-                for c in x..inside {
-                    let o = bt([i0[c], i1[c], i2[c], i3[c], i4[c], i5[c]]);
-                    r0[c] = o[0];
-                    r1[c] = o[1];
-                    r2[c] = o[2];
-                    r3[c] = o[3];
-                    r4[c] = o[4];
-                    r5[c] = o[5];
+                let dst = rows.map(|r| &mut r[lead..lead + inside]);
+                let src = [i0, i1, i2, i3, i4, i5];
+                match step {
+                    // SAFETY: `RowStep::Ymm` / `Zmm` are only passed by callers compiled with
+                    // AVX2 and FMA / AVX-512F.
+                    #[cfg(target_arch = "x86_64")]
+                    RowStep::Ymm => unsafe { x86::col_bt_ymm(src, dst, ahead) },
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    RowStep::Zmm => unsafe { x86::col_bt_zmm(src, dst, ahead) },
+                    RowStep::Scalar => col_bt(src, dst, ahead),
                 }
             }
             // Bᵀ along the rows of each tile (B on the right), 6 positions per strip row,
@@ -1180,12 +1321,9 @@ unsafe fn input_transform(
                         true
                     }
                 };
-                if !done {
-                    // A vector step refused its slices (out of this function's contract).
-                    // SAFETY: as above (the step's slices are gone).
-                    let d = |b: usize| unsafe { v.run((a * ALPHA + b) * sv + at, span) };
-                    row_bt(row, n, pan, [d(0), d(1), d(2), d(3), d(4), d(5)]);
-                }
+                // A vector step refuses only slices out of this function's contract (the
+                // scalar step would give other bits than its fused multiply-adds).
+                assert!(done, "input strip or V shorter than the row step needs");
             }
             t += n;
         }
@@ -1335,17 +1473,56 @@ mod tests {
         }
     }
 
-    /// Every row step the CPU can run gives the scalar one's bits in `V`, for blocks of tiles
-    /// that start and end anywhere in a tile row, cross micro-panels and runs of [`SEG`] tiles,
-    /// touch the padding (zeros) and leave masked tails of every length.
+    /// `Bᵀ` of F(4×4, 3×3) (Lavin & Gray), for the oracles below.
+    const BT: [[f64; 6]; 6] = [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ];
+
+    /// `Aᵀ` of F(4×4, 3×3).
+    const AT: [[f64; 6]; 4] = [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ];
+
+    /// `(P x Qᵀ, |P| |x| |Q|ᵀ)` in f64: a transform and the magnitude that bounds its
+    /// rounding error.
+    fn sandwich<const R: usize>(p: &[[f64; 6]; R], x: &[[f64; 6]; 6]) -> [[(f64, f64); R]; R] {
+        let mut o = [[(0.0, 0.0); R]; R];
+        for (a, oa) in o.iter_mut().enumerate() {
+            for (b, ob) in oa.iter_mut().enumerate() {
+                for (i, xi) in x.iter().enumerate() {
+                    for (j, &xij) in xi.iter().enumerate() {
+                        let c = p[a][i] * p[b][j];
+                        ob.0 += c * xij;
+                        ob.1 += (c * xij).abs();
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// Every row/column step the CPU can run (scalar; AVX2 and AVX-512 with fused
+    /// multiply-adds) puts `Bᵀ d B` of every tile and channel where [`VPack`] says, within
+    /// `16·ε·(|Bᵀ| |d| |B|)` of the f64 value (two passes of at most four roundings each), with
+    /// zeros in the padding tiles; and gives the same bits when the block is cut into pieces as
+    /// workers cut it. Blocks start and end anywhere in a tile row, cross micro-panels and runs
+    /// of [`SEG`] tiles, touch the padding (zeros) and leave masked tails of every length.
     #[test]
-    fn vector_row_steps_give_the_scalar_bits() {
+    fn input_transforms_match_an_f64_oracle_whatever_the_split() {
         use crate::conv::Map;
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-        let mut steps = std::vec::Vec::new();
+        let mut steps = std::vec![RowStep::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 steps.push(RowStep::Ymm);
             }
             if std::is_x86_feature_detected!("avx512f") {
@@ -1371,7 +1548,7 @@ mod tests {
             for &(t0, tb) in &[(0, 37), (5, 100), (tw - 3, 2 * tw + 9), (total - 61, 61)] {
                 let vp = VPack::new(cin, tb, nr);
                 let sv = vp.len() + 16;
-                // The block in one call, or in pieces of `nr` tiles (as workers split it).
+                // The block in one call, or in pieces of `piece` tiles (as workers split it).
                 let run = |step: RowStep, piece: usize| {
                     let mut v = std::vec![f32::NAN; POS * sv];
                     let mut strip = std::vec![f32::NAN; STRIP];
@@ -1407,45 +1584,63 @@ mod tests {
                     }
                     v
                 };
-                let want = run(RowStep::Scalar, tb);
-                assert_eq!(
-                    run(RowStep::Scalar, nr)
-                        .iter()
-                        .map(|x| x.to_bits())
-                        .collect::<std::vec::Vec<_>>(),
-                    want.iter()
-                        .map(|x| x.to_bits())
-                        .collect::<std::vec::Vec<_>>(),
-                    "pieces of {nr} tiles"
-                );
-                // Every element of every `V_ξ` written (NaN marks the untouched slack).
-                for xi in 0..POS {
-                    assert!(want[xi * sv..xi * sv + vp.len()]
-                        .iter()
-                        .all(|x| x.is_finite()));
-                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
                 for &step in &steps {
-                    // The AVX-512 step in pieces of two panels (as workers split a block).
-                    #[cfg(target_arch = "x86_64")]
-                    let piece = if step == RowStep::Zmm { 2 * nr } else { tb };
-                    #[cfg(not(target_arch = "x86_64"))]
-                    let piece = tb;
-                    let got = run(step, piece);
-                    let same = got
-                        .iter()
-                        .zip(&want)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "side {side} pad {pad} nr {nr} t0 {t0} tb {tb}");
+                    let got = run(step, tb);
+                    for piece in [nr, 2 * nr] {
+                        assert_eq!(
+                            bits(&run(step, piece)),
+                            bits(&got),
+                            "pieces of {piece} tiles"
+                        );
+                    }
+                    let mut worst = 0.0f64;
+                    for tt in 0..vp.tbp {
+                        for ci in 0..cin {
+                            let at = |xi: usize| f64::from(got[xi * sv + vp.at(ci, tt)]);
+                            if tt >= tb {
+                                assert!((0..POS).all(|xi| at(xi) == 0.0), "padding tile {tt}");
+                                continue;
+                            }
+                            let t = t0 + tt;
+                            let (y0, x0) = (TILE * (t / tw), TILE * (t % tw));
+                            let d: [[f64; 6]; 6] = core::array::from_fn(|i| {
+                                core::array::from_fn(|j| {
+                                    let (y, x) = (y0 + i, x0 + j);
+                                    if y < pad || x < pad || y - pad >= side || x - pad >= side {
+                                        0.0
+                                    } else {
+                                        let k = (ci * side + y - pad) * side + x - pad;
+                                        f64::from(data[k])
+                                    }
+                                })
+                            });
+                            let want = sandwich(&BT, &d);
+                            for (xi, &(w, mag)) in want.iter().flatten().enumerate() {
+                                let err = (at(xi) - w).abs();
+                                worst = worst.max(err / mag.max(f64::MIN_POSITIVE));
+                                assert!(
+                                    err <= 16.0 * f64::from(f32::EPSILON) * mag,
+                                    "side {side} pad {pad} nr {nr} t0 {t0} tb {tb} tile {tt} \
+                                     channel {ci} position {xi}: {} vs {w}",
+                                    at(xi)
+                                );
+                            }
+                        }
+                    }
+                    assert!(worst > 0.0, "no rounding at all: the oracle is not looking");
                 }
             }
         }
     }
 
-    /// Every output transform the CPU can run gives the portable one's bits, and touches the
-    /// same pixels: blocks that start mid-row, cross tile rows and end mid-row, tiles cut by the
-    /// right and bottom edges, with and without ReLU.
+    /// Every output transform the CPU can run (portable; AVX2 and AVX-512 with fused
+    /// multiply-adds) writes `Aᵀ M A + b` (then ReLU) within `16·ε·(|Aᵀ| |M| |A| + |b|)` of the
+    /// f64 value, and touches exactly the portable one's pixels: blocks that start mid-row,
+    /// cross tile rows and end mid-row, tiles cut by the right and bottom edges, with and
+    /// without ReLU.
     #[test]
-    fn vector_output_transforms_give_the_portable_bits() {
+    fn output_transforms_match_an_f64_oracle() {
         use crate::conv::MapMut;
         use crate::error::Shape;
         use crate::tensor::DType;
@@ -1492,17 +1687,52 @@ mod tests {
                         vl: false,
                     });
                     assert!(want.iter().any(|x| x.is_finite()));
-                    for &f in &fast {
+                    for f in fast.iter().copied().chain([Fast {
+                        isa: Isa::Portable,
+                        vl: false,
+                    }]) {
                         let got = run(f);
-                        let same = got
-                            .iter()
-                            .zip(&want)
-                            .all(|(a, b)| a.to_bits() == b.to_bits());
-                        assert!(
-                            same,
+                        let what = std::format!(
                             "{oh}x{ow} t0 {t0} tb {tb} ld {ld} relu {relu} isa {:?} vl {}",
-                            f.isa, f.vl
+                            f.isa,
+                            f.vl
                         );
+                        // The same pixels written (NaN: untouched).
+                        assert!(
+                            got.iter().zip(&want).all(|(a, b)| a.is_nan() == b.is_nan()),
+                            "{what}"
+                        );
+                        for l in 0..tb {
+                            let t = t0 + l;
+                            let (y0, x0) = (TILE * (t / tw), TILE * (t % tw));
+                            for r in 0..rows {
+                                let mm: [[f64; 6]; 6] = core::array::from_fn(|i| {
+                                    core::array::from_fn(|j| {
+                                        f64::from(m[(i * ALPHA + j) * sm + r * ld + l])
+                                    })
+                                });
+                                let bias = f64::from(b.get(co0 + r));
+                                let y = sandwich(&AT, &mm);
+                                for (a, ya) in y.iter().enumerate() {
+                                    for (bb, &(w, mag)) in ya.iter().enumerate() {
+                                        let (py, px) = (y0 + a, x0 + bb);
+                                        if py >= oh || px >= ow {
+                                            continue;
+                                        }
+                                        let w = w + bias;
+                                        let w = if relu { w.max(0.0) } else { w };
+                                        let g = f64::from(got[((co0 + r) * oh + py) * ow + px]);
+                                        let bound =
+                                            16.0 * f64::from(f32::EPSILON) * (mag + bias.abs());
+                                        assert!(
+                                            (g - w).abs() <= bound,
+                                            "{what}: channel {} pixel ({py}, {px}): {g} vs {w}",
+                                            co0 + r
+                                        );
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
