@@ -184,20 +184,6 @@ fn has_avx512f() -> bool {
     }
 }
 
-/// Whether the CPU has AVX-512VL (AVX-512 instructions and registers for 256-bit vectors): run
-/// time detection with `std`, the build's target features without.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512vl() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(target_feature = "avx512vl")
-    }
-}
-
 impl Kernel {
     /// The portable kernel (4×8 on baseline x86-64, 8×8 with AVX or on aarch64), available on every target.
     pub const fn portable() -> Kernel {

@@ -1,7 +1,8 @@
 //! The three transforms of Winograd F(4×4, 3×3) (Lavin & Gray's `G`, `Bᵀ`, `Aᵀ`): filters
 //! `U = G g Gᵀ` (stored as GEMM micro-panels), input tiles `V = Bᵀ d B` (strips of 64 tiles,
 //! vectorised across x, then across 8 or 16 tiles), output tiles `Y = Aᵀ M A` plus bias and
-//! ReLU (8 tiles at a time, within one tile row), each portable and compiled for the kernel's
+//! ReLU (8 tiles at a time, or 16 with AVX-512 in rows of more than 8 tiles; within one tile
+//! row), each portable and compiled for the kernel's
 //! ISA (AVX2+FMA, AVX-512F, AVX-512VL; [`Fast`]). The filter transform has the same arithmetic
 //! everywhere (the same bits); the input and output transforms on x86-64 use fused
 //! multiply-adds (fewer operations, one rounding fewer per fused pair), so their bits differ
@@ -320,10 +321,6 @@ enum Isa {
 #[derive(Clone, Copy)]
 pub(super) struct Fast {
     isa: Isa,
-    /// With [`Isa::Avx512`]: the CPU also has AVX-512VL (the output transform uses its 32
-    /// registers).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    vl: bool,
 }
 
 impl Fast {
@@ -335,23 +332,14 @@ impl Fast {
             // features (checked at run time with `std`).
             if Kernel::avx2_fma().is_some() {
                 if Kernel::avx512() == Some(kernel) {
-                    return Fast {
-                        isa: Isa::Avx512,
-                        vl: crate::gemm::has_avx512vl(),
-                    };
+                    return Fast { isa: Isa::Avx512 };
                 }
                 if Kernel::avx2_fma() == Some(kernel) {
-                    return Fast {
-                        isa: Isa::Avx2,
-                        vl: false,
-                    };
+                    return Fast { isa: Isa::Avx2 };
                 }
             }
         }
-        Fast {
-            isa: Isa::Portable,
-            vl: false,
-        }
+        Fast { isa: Isa::Portable }
     }
 
     ///
@@ -432,16 +420,22 @@ impl Fast {
         out: &OutPtr<'_>,
     ) {
         match self.isa {
-            // SAFETY: the CPU has the features (as in `filter_transform`); the caller keeps
-            // other threads away from these tiles.
+            // SAFETY: `Isa::Avx512` is only chosen by `Fast::new` on a CPU with AVX-512F; the
+            // caller keeps other threads away from these tiles.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 if !self.vl => unsafe {
+            Isa::Avx512 if tw > 8 => unsafe {
+                x86::output_transform_zmm(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
+            },
+            // SAFETY: as above (an AVX-512F CPU has AVX2 and FMA). Rows of at most 8 tiles
+            // fill a group of 8 as well as one of 16, with narrower vectors (the same bits).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
                 x86::output_transform_avx2(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
             },
-            // SAFETY: as above; `vl` is only set on a CPU with AVX-512VL.
+            // SAFETY: as above (`Isa::Avx2`: AVX2 and FMA).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe {
-                x86::output_transform_avx512(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
+            Isa::Avx2 => unsafe {
+                x86::output_transform_avx2(m, sm, ld, rows, tb, co0, t0, tw, b, relu, out)
             },
             // SAFETY: the caller keeps other threads away from these tiles.
             Isa::Portable => unsafe {
@@ -940,8 +934,6 @@ mod x86 {
     /// rounding of the portable bits, not equal to them), with the 4×8 transposes that interleave 8 side-by-side tiles into output rows done by
     /// shuffles. Groups of tiles never cross a tile row; the pixels of a partial group (the end
     /// of a row or of the block, or tiles cut by the output's right edge) are stored masked.
-    /// Compiled twice: AVX2, and with AVX-512VL, whose 32 registers hold the 24 vectors of a
-    /// group without spilling.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA, and [`output_transform`]'s contract holds.
@@ -1021,9 +1013,8 @@ mod x86 {
                         for v in y.iter_mut() {
                             *v = _mm256_add_ps(*v, bias);
                             if relu {
-                                // v < 0 → 0; NaN compares false and stays.
-                                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(*v, zero);
-                                *v = _mm256_andnot_ps(neg, *v);
+                                // `0 > v ? 0 : v`: v < 0 → +0; NaN (and −0) stay.
+                                *v = _mm256_max_ps(zero, *v);
                             }
                         }
                         // y[bb] lane k = pixel (4·k + bb) of this output row.
@@ -1062,6 +1053,150 @@ mod x86 {
         }
     }
 
+    /// `Aᵀ m` on six vectors of 16 tiles: [`at8`]'s operations (the same bits per lane).
+    #[inline(always)]
+    unsafe fn at16(m: [__m512; 6]) -> [__m512; 4] {
+        // SAFETY (whole body): AVX-512F arithmetic on registers; the caller has AVX-512F.
+        unsafe {
+            let (p12, m12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
+            let (p34, m34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
+            let (two, four, eight) = (
+                _mm512_set1_ps(2.0),
+                _mm512_set1_ps(4.0),
+                _mm512_set1_ps(8.0),
+            );
+            [
+                _mm512_add_ps(_mm512_add_ps(m[0], p12), p34),
+                _mm512_fmadd_ps(two, m34, m12),
+                _mm512_fmadd_ps(four, p34, p12),
+                _mm512_add_ps(_mm512_fmadd_ps(eight, m34, m12), m[5]),
+            ]
+        }
+    }
+
+    /// [`output_transform`] with vectors of 16 tiles (AVX-512F): the arithmetic of
+    /// [`output_transform_x86`] (the same bits), half its instructions per tile. Each output row
+    /// of a group is a 4×16 transpose: in-lane unpacks and shuffles put tile `4j + i`'s four
+    /// pixels in 128-bit block `j` of vector `i`, then two rounds of block shuffles order the
+    /// blocks. The loads of a partial group (the end of a tile row or of the block) and the
+    /// stores of its pixels (also tiles cut by the output's right edge) are masked: nothing
+    /// past the block's `M` is read.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, and [`output_transform`]'s contract holds.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn output_transform_zmm(
+        m: &[f32],
+        sm: usize,
+        ld: usize,
+        rows: usize,
+        tb: usize,
+        co0: usize,
+        t0: usize,
+        tw: usize,
+        b: &TensorView<'_>,
+        relu: bool,
+        out: &OutPtr<'_>,
+    ) {
+        use super::{ALPHA, POS, TILE};
+        const W: usize = 16;
+        let (oh, ow) = (out.h, out.w);
+        // Every (masked) load below reads lanes of `ξ·sm + r·ld + l .. + n` with `r < rows`,
+        // `l + n ≤ tb`: the last ends before `35·sm + (rows − 1)·ld + tb ≤ 36·sm`.
+        assert!(ld >= tb && m.len() >= POS * sm);
+        assert!(rows == 0 || sm >= (rows - 1) * ld + tb);
+        for r in 0..rows {
+            let co = co0 + r;
+            // SAFETY (whole block): AVX-512F on a CPU that has it; loads masked to elements in
+            // bounds (asserted above); stores through `out.row` into tiles the caller reserves
+            // for this call, masked to the slice's length.
+            unsafe {
+                let bias = _mm512_set1_ps(b.get(co));
+                let zero = _mm512_setzero_ps();
+                let mut l = 0;
+                while l < tb {
+                    let t = t0 + l;
+                    let (ty, tx) = (t / tw, t % tw);
+                    // Tiles of this group (≥ 1): within the block and the tile row.
+                    let n = W.min(tb - l).min(tw - tx);
+                    let keep: __mmask16 = if n == W { 0xFFFF } else { (1u16 << n) - 1 };
+                    let y0 = TILE * ty;
+                    // Output pixels of each of its rows (tiles may stick out on the right).
+                    let px = (TILE * n).min(ow.saturating_sub(TILE * tx));
+                    // The same pixels of the next channel, into the cache ahead of its stores
+                    // (as in `output_transform_x86`).
+                    if r + 1 < rows {
+                        for a in 0..TILE {
+                            let p = out.addr(co + 1, y0 + a, TILE * tx) as *const i8;
+                            for line in 0..4 {
+                                _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(64 * line));
+                            }
+                        }
+                    }
+                    let ld = |xi: usize| {
+                        _mm512_maskz_loadu_ps(keep, m.as_ptr().add(xi * sm + r * ld + l))
+                    };
+                    let mut s = [[zero; ALPHA]; TILE];
+                    for bb in 0..ALPHA {
+                        let o = at16(core::array::from_fn(|a| ld(a * ALPHA + bb)));
+                        for (sa, oa) in s.iter_mut().zip(o) {
+                            sa[bb] = oa;
+                        }
+                    }
+                    for (a, sa) in s.iter().enumerate() {
+                        if y0 + a >= oh || px == 0 {
+                            break;
+                        }
+                        let mut y = at16(*sa);
+                        for v in y.iter_mut() {
+                            *v = _mm512_add_ps(*v, bias);
+                            if relu {
+                                // `0 > v ? 0 : v`: v < 0 → +0; NaN (and −0) stay.
+                                *v = _mm512_max_ps(zero, *v);
+                            }
+                        }
+                        // y[bb] lane k = pixel (4·k + bb) of this output row. In 128-bit
+                        // blocks: u_i block j = the 4 pixels of tile 4j + i.
+                        let t0v = _mm512_unpacklo_ps(y[0], y[1]);
+                        let t1v = _mm512_unpackhi_ps(y[0], y[1]);
+                        let t2v = _mm512_unpacklo_ps(y[2], y[3]);
+                        let t3v = _mm512_unpackhi_ps(y[2], y[3]);
+                        let u0 = _mm512_shuffle_ps::<0x44>(t0v, t2v);
+                        let u1 = _mm512_shuffle_ps::<0xEE>(t0v, t2v);
+                        let u2 = _mm512_shuffle_ps::<0x44>(t1v, t3v);
+                        let u3 = _mm512_shuffle_ps::<0xEE>(t1v, t3v);
+                        // Blocks (tiles): v0 = [0 8 1 9], v1 = [2 10 3 11], v2 = [4 12 5 13],
+                        // v3 = [6 14 7 15]; then [0 1 2 3], [4 5 6 7], [8 .. 11], [12 .. 15].
+                        let v0 = _mm512_shuffle_f32x4::<0x88>(u0, u1);
+                        let v1 = _mm512_shuffle_f32x4::<0x88>(u2, u3);
+                        let v2 = _mm512_shuffle_f32x4::<0xDD>(u0, u1);
+                        let v3 = _mm512_shuffle_f32x4::<0xDD>(u2, u3);
+                        let pix = [
+                            _mm512_shuffle_f32x4::<0x88>(v0, v1),
+                            _mm512_shuffle_f32x4::<0x88>(v2, v3),
+                            _mm512_shuffle_f32x4::<0xDD>(v0, v1),
+                            _mm512_shuffle_f32x4::<0xDD>(v2, v3),
+                        ];
+                        let dst = out.row(co, y0 + a, TILE * tx, px);
+                        let p = dst.as_mut_ptr();
+                        for (i, v) in pix.into_iter().enumerate().take(px.div_ceil(W)) {
+                            // Vector `i` holds pixels `16i .. 16i + 16`: keep those below `px`.
+                            let left = px - W * i;
+                            let keep: __mmask16 = if left >= W {
+                                0xFFFF
+                            } else {
+                                (1u16 << left) - 1
+                            };
+                            _mm512_mask_storeu_ps(p.add(W * i), keep, v);
+                        }
+                    }
+                    l += n;
+                }
+            }
+        }
+    }
+
     /// [`output_transform_x86`] compiled with target features `$features`.
     macro_rules! output_with {
         ($features:literal, $name:ident) => {
@@ -1091,7 +1226,6 @@ mod x86 {
     }
 
     output_with!("avx2,fma", output_transform_avx2);
-    output_with!("avx512f,avx512vl,avx2,fma", output_transform_avx512);
 }
 
 /// Where the tiles of one strip row go in a `V_ξ` slice that starts at the strip's first tile:
@@ -1655,6 +1789,9 @@ mod tests {
             (13usize, 22usize, 3usize, 1usize, 5usize, 17usize),
             (8, 40, 2, 0, 0, 20),
             (9, 9, 1, 0, 2, 7),
+            // Rows of 18 and 34 tiles (whole groups of 16, the last tile cut to 2 / 1 pixels).
+            (10, 70, 2, 1, 3, 40),
+            (12, 133, 2, 0, 0, 100),
         ] {
             let c = co0 + rows;
             let tw = ow.div_ceil(TILE);
@@ -1682,20 +1819,13 @@ mod tests {
                         };
                         o
                     };
-                    let want = run(Fast {
-                        isa: Isa::Portable,
-                        vl: false,
-                    });
+                    let want = run(Fast { isa: Isa::Portable });
                     assert!(want.iter().any(|x| x.is_finite()));
-                    for f in fast.iter().copied().chain([Fast {
-                        isa: Isa::Portable,
-                        vl: false,
-                    }]) {
+                    for f in fast.iter().copied().chain([Fast { isa: Isa::Portable }]) {
                         let got = run(f);
                         let what = std::format!(
-                            "{oh}x{ow} t0 {t0} tb {tb} ld {ld} relu {relu} isa {:?} vl {}",
-                            f.isa,
-                            f.vl
+                            "{oh}x{ow} t0 {t0} tb {tb} ld {ld} relu {relu} isa {:?}",
+                            f.isa
                         );
                         // The same pixels written (NaN: untouched).
                         assert!(
