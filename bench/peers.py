@@ -12,7 +12,9 @@ base 16; both 1 input channel, 2 classes, 'valid' padding, a 572x572 tile -> 388
    ``RayonExecutor``);
 3. exports the same module to ONNX (``torch.onnx.export``) and runs ONNX Runtime, OpenVINO and
    PyTorch eager (``torch.inference_mode``) with the same thread counts, each runtime in its own
-   process: one warm-up run, then ``--runs`` timed runs, median reported;
+   process: one warm-up run, then ``--runs`` timed runs, median reported; ``--rounds`` repeats
+   that over all runtimes (each round starting with another), every 1-thread process on the
+   same CPU (``--pin``, default 0);
 4. prints one table: median ms, GFLOP/s (FLOPs of the plan, as ``bench_tile`` prints them:
    300.9 GFLOP for the paper tile), time relative to the fastest peer at the same thread count,
    and memory: unet-core's exact scratch bytes, and for every runtime the growth of its peak
@@ -162,9 +164,12 @@ def worker(args: argparse.Namespace) -> None:
     )
 
 
-def run_child(cmd: list[str], env: dict | None = None) -> tuple[str, int]:
-    """Runs `cmd`, returns (stdout, the child's own peak RSS in bytes); raises on failure."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+def run_child(cmd: list[str], env: dict | None = None,
+              cpus: set[int] | None = None) -> tuple[str, int]:
+    """Runs `cmd` (on the CPUs `cpus`, if given), returns (stdout, the child's own peak RSS in
+    bytes); raises on failure."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True, preexec_fn=pin)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -215,6 +220,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2015)
     ap.add_argument("--tol", type=float, default=1e-3, help="max |logit diff| allowed vs ORT")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--pin", type=int, default=0, metavar="CPU",
+                    help="run every 1-thread process on this CPU (-1: wherever the OS puts it); "
+                         "the CPUs of a shared machine can differ in speed for minutes, and a "
+                         "1-thread process is as fast as the one it lands on")
     # Internal: run one runtime in this process.
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--threads-one", type=int, help=argparse.SUPPRESS)
@@ -249,6 +258,9 @@ def main() -> None:
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     bench = target / "release" / "examples" / "bench_tile"
 
+    if args.pin >= 0 and args.pin not in os.sched_getaffinity(0):
+        raise SystemExit(f"--pin {args.pin}: not a CPU this process may use")
+    log("1-thread runs " + (f"pinned to CPU {args.pin}" if args.pin >= 0 else "not pinned"))
     rows = []
     detail = []  # each runtime's round medians
     failed = False
@@ -272,13 +284,14 @@ def main() -> None:
             for t in threads:
                 # Each round starts with another runtime, so that none always runs first (the
                 # machine's speed drifts over minutes).
+                cpus = {args.pin} if t == 1 and args.pin >= 0 else None
                 for rt in runtimes[rnd % 4:] + runtimes[:rnd % 4]:
                     log(f"[{preset}] round {rnd + 1}/{args.rounds}: {rt}, {t} thread(s)")
                     if rt == "unet-core":
                         env = dict(os.environ, MODEL=str(model), INPUT=str(inp),
                                    THREADS=str(t), LOGITS=str(work / f"{preset}.unet.{t}.f32"),
                                    TILE=str(TILE))
-                        out, rss = run_child([str(bench), preset, str(args.runs)], env)
+                        out, rss = run_child([str(bench), preset, str(args.runs)], env, cpus)
                         m = re.search(r"RESULT median_ms=(\S+) gflop=(\S+) scratch_bytes=(\d+)",
                                       out)
                         if not m:
@@ -293,7 +306,7 @@ def main() -> None:
                                str(t), "--model", str(model), "--onnx", str(onnx), "--input",
                                str(inp), "--runs", str(args.runs), "--out",
                                str(work / f"{preset}.{short}.{t}.f32")]
-                        out, rss = run_child(cmd)
+                        out, rss = run_child(cmd, cpus=cpus)
                         r = json.loads(out.strip().splitlines()[-1])
                         r["maxrss"] = rss
                     rounds.setdefault((rt, t), []).append(r["median_ms"])
@@ -333,8 +346,10 @@ def main() -> None:
     head = ("preset", "runtime", "thr", "median ms", "GFLOP/s", "vs best peer",
             "tile memory", "peak RSS MiB", "max|d| vs ORT")
     fmt = "| {} | {} | {} | {:.0f} | {:.1f} | {:.2f}x | {} | {:.0f} | {:.2e} |"
+    pinned = f"1-thread runs on CPU {args.pin}; " if args.pin >= 0 else ""
     print(f"\n{args.rounds} round(s) over all runtimes, each {args.runs} timed runs after 1 "
           f"warm-up (median of the rounds' medians), {TILE}x{TILE} tile, 2 classes, 'valid'; "
+          f"{pinned}"
           "time relative to the fastest peer at the same thread count (>1 = slower).")
     print("tile memory: unet-core's exact scratch; peers: growth of peak RSS while running.\n")
     print("| " + " | ".join(head) + " |")
