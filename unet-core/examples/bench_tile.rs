@@ -24,7 +24,8 @@
 //!   `bench/peers.py` produce): the output the timed runs write (probabilities add the
 //!   soft-max, labels the arg-max);
 //! - `PROBE=1`: time every parallel phase (each `Executor::run`) and each worker's busy time
-//!   in it; prints how long the workers waited for each other per tile and the worst phases;
+//!   in it; prints how long the workers waited for each other per tile and the worst phases
+//!   (`WORST=n` of them, default 5);
 //! - `LOGITS=path`: after timing, write the tile's logits there as raw little-endian f32
 //!   `[num_classes, out_h, out_w]` (for comparisons with other runtimes: `bench/peers.py`).
 //!
@@ -133,7 +134,12 @@ impl Probe {
         let last = &log[log.len() - per..];
         let mut worst: Vec<(usize, &Phase)> = last.iter().enumerate().collect();
         worst.sort_by(|a, b| idle(b.1).total_cmp(&idle(a.1)));
-        for (i, r) in worst.iter().take(5) {
+        for (i, r) in worst.iter().take(
+            std::env::var("WORST")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(5),
+        ) {
             let busy: Vec<String> = r.2.iter().map(|b| format!("{:.2}", b * 1e3)).collect();
             println!(
                 "  phase {i}: {} jobs, {:.2} ms, busy {} ms, idle {:.2} ms",

@@ -38,9 +38,10 @@
 //!
 //! Accuracy (`tests/winograd_oracle.rs`, He-scaled random weights, 'same' padding): the largest
 //! error against an f64 direct convolution, over the largest output, is 2.1e-6 with 16 input
-//! channels, 4.5e-6 with 64 and 5.3e-6 with 256 (the direct path: 3e-7); per element it stays
-//! within `1e-4 · (|b| + Σ|w·x|)`, which the tests enforce. Whole networks with every 3×3 layer
-//! on Winograd stay within 5.1e-6 of PyTorch's float64 logits on the fixtures of
+//! channels, 4.1e-6 with 64 and 6.1e-6 with 256 (the direct path: 3e-7; AVX-512 build with its
+//! fused multiply-adds in the transforms); per element it stays within
+//! `1e-4 · (|b| + Σ|w·x|)`, which the tests enforce. Whole networks with every 3×3 layer
+//! on Winograd stay within 5.3e-6 of PyTorch's float64 logits on the fixtures of
 //! `tests/pytorch_parity.rs` (tolerance 1e-4).
 //!
 //! NaN/inf: a non-finite input value reaches every output of each 4×4 tile whose 6×6 patch holds
