@@ -2,8 +2,8 @@
 //! `U = G g Gᵀ` (stored as GEMM micro-panels), input tiles `V = Bᵀ d B` (strips of 64 tiles,
 //! vectorised across x, then across 8 or 16 tiles), output tiles `Y = Aᵀ M A` plus bias and
 //! ReLU (8 tiles at a time, or 16 with AVX-512 in rows of more than 8 tiles; within one tile
-//! row), each portable and compiled for the kernel's
-//! ISA (AVX2+FMA, AVX-512F, AVX-512VL; [`Fast`]). The filter transform has the same arithmetic
+//! row), each portable and compiled for the kernel's ISA (AVX2+FMA, AVX-512F; [`Fast`]), the
+//! x86 ones largely in intrinsics. The filter transform has the same arithmetic
 //! everywhere (the same bits); the input and output transforms on x86-64 use fused
 //! multiply-adds (fewer operations, one rounding fewer per fused pair), so their bits differ
 //! from the portable code's by rounding — both are tested against an f64 oracle. Within one
