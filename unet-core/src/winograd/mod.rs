@@ -90,11 +90,14 @@ const LANES: usize = 8;
 /// product.
 const MAX_TILES: usize = gemm::NC;
 
-/// Target size (f32 elements, 1 MiB) of `V` plus `M` for one block of tiles: they are written
-/// and read back at once, so they should stay in a core's L2 cache. Measured on the paper's
-/// top layer (64 channels): 1 MiB blocks ran the whole layer faster than 16 MiB ones
-/// (the output transform's reads of `M` missed L2).
-pub const TILE_BUDGET: usize = 1 << 18;
+/// Target size (f32 elements, 512 KiB) of `V` plus `M` for one block of tiles: they are written
+/// and read back at once, so they should stay in a core's L2 cache, next to the rest of the
+/// layer's working set. Measured on the paper's top layer (64 channels): 1 MiB blocks ran the
+/// whole layer faster than 16 MiB ones (the output transform's reads of `M` missed L2); on the
+/// base-16 tile (the only layers it changes: `C_in + C_out < 114`, whose blocks are not held
+/// at [`MIN_TILES`]), 512 KiB ran 0.95–0.98× the time of 1 MiB on 1 and 2 threads (in-process
+/// alternation of the two plans, 20 pairs each, 2 MiB of L2 per core, a shared host).
+pub const TILE_BUDGET: usize = 1 << 17;
 /// Fewest tiles per block (unless the layer has fewer): a block recomputes `U` when the
 /// output channels need several blocks, at a cost of about `2.25 / MIN_TILES` of the products' flops.
 pub const MIN_TILES: usize = 64;
