@@ -102,12 +102,20 @@ pub const TILE_BUDGET: usize = 1 << 17;
 /// output channels need several blocks, at a cost of about `2.25 / MIN_TILES` of the products' flops.
 pub const MIN_TILES: usize = 64;
 
-/// Target size (f32 elements, 16 MiB) of the blocked buffers of one call: at most a quarter for
+/// Target size (f32 elements, 16 MiB) of the blocked buffers of one call: at most [`U_BUDGET`] for
 /// `U`; when `U` must be split into blocks of rows, `V` and `M` take the rest (larger blocks of
 /// tiles, fewer recomputations of `U`), otherwise they take [`TILE_BUDGET`]. With it the paper's
 /// network keeps its whole scratch within 1.2× of the liveness lower bound (1.17×, tested in
 /// `plan.rs`).
 pub const WORK_BUDGET: usize = 1 << 22;
+
+/// The part of [`WORK_BUDGET`] (f32 elements, 6 MiB) that `U` may take: up to it, `U` is
+/// transformed once for all output channels (and the products run a micro-tile at a time with
+/// the output transform, see `engine`); beyond it, in blocks of rows recomputed for every block
+/// of tiles. 3/8 rather than a quarter lets 128 ↔ 256-channel layers (U of 4.5 MiB) compute
+/// `U` once: base-16 tile 0.98× the time on 1 and 2 threads and 5.1–5.8 MiB less scratch; the
+/// paper's scratch is within 0.1 % (in-process alternation of the two plans, 20 pairs each).
+pub const U_BUDGET: usize = WORK_BUDGET / 8 * 3;
 
 /// How a [`crate::Plan`] runs its 3×3 convolutions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,7 +155,7 @@ pub fn prefers_winograd(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -
 /// How one call blocks its work: `rows` output channels and `tiles` output tiles at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Blocking {
-    /// Output channels per block (all of them when `36·C_out·C_in ≤ WORK_BUDGET / 4`).
+    /// Output channels per block (all of them when `36·C_out·C_in ≤ U_BUDGET`).
     pub rows: usize,
     /// Output tiles per block (at most the layer's tile count and [`gemm::NC`]).
     pub tiles: usize,
@@ -161,13 +169,13 @@ pub fn tile_count(out_h: usize, out_w: usize) -> usize {
 /// The blocking of a `c_in → c_out` convolution over an `out_h × out_w` output. Never
 /// overflows (saturating arithmetic; absurd sizes give absurd, not wrapped, blocks).
 pub fn blocking(c_out: usize, c_in: usize, out_h: usize, out_w: usize) -> Blocking {
-    let quarter = WORK_BUDGET / 4;
+    let budget = U_BUDGET;
     let cin = c_in.max(1);
-    let rows = if POS.saturating_mul(c_out).saturating_mul(cin) <= quarter {
+    let rows = if POS.saturating_mul(c_out).saturating_mul(cin) <= budget {
         c_out
     } else {
         // A multiple of every kernel's MR (6 and 8), at least one.
-        let r = quarter / POS.saturating_mul(cin) / 24 * 24;
+        let r = budget / POS.saturating_mul(cin) / 24 * 24;
         r.max(24).min(c_out)
     };
     let u = POS.saturating_mul(rows).saturating_mul(c_in);
@@ -223,7 +231,7 @@ pub struct Spread {
     /// Output channels per job or block (`rows`) and output tiles per block (`tiles`).
     pub bl: Blocking,
     /// `U` is transformed once, for all output channels, into the shared part of the work
-    /// area (the layer's filters fit [`WORK_BUDGET`]` / 4`); otherwise each block of channels
+    /// area (the layer's filters fit [`U_BUDGET`]); otherwise each block of channels
     /// transforms its own rows of `U` for every block of tiles. With [`SplitBy::Tiles`] this
     /// needs `bl.rows ≥ C_out`.
     pub u_once: bool,
@@ -261,11 +269,11 @@ pub fn spread(c_out: usize, c_in: usize, out_h: usize, out_w: usize, workers: us
     }
     let cin = c_in.max(1);
     let total = tile_count(out_h, out_w);
-    // Rows of `U` per worker when it is recomputed: a share of the quarter budget.
+    // Rows of `U` per worker when it is recomputed: a share of `U_BUDGET`.
     let rows = if u_once {
         c_out
     } else {
-        (WORK_BUDGET / 4 / POS.saturating_mul(cin) / w / 24 * 24)
+        (U_BUDGET / POS.saturating_mul(cin) / w / 24 * 24)
             .max(24)
             .min(c_out)
     };
@@ -700,7 +708,7 @@ pub(crate) fn u_len(c_out: usize, c_in: usize) -> usize {
 /// Whether [`band`] can run a `c_in → c_out` convolution with its `U` transformed once
 /// ([`prepare_u`]): all output channels in one block ([`blocking`]).
 pub(crate) fn band_fits(c_out: usize, c_in: usize) -> bool {
-    POS.saturating_mul(c_out).saturating_mul(c_in.max(1)) <= WORK_BUDGET / 4
+    POS.saturating_mul(c_out).saturating_mul(c_in.max(1)) <= U_BUDGET
 }
 
 /// Transforms the filters `w` (`[c_out, c_in, 3, 3]`) once into `u` ([`u_len`] elements) for
