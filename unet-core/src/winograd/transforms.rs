@@ -482,12 +482,36 @@ mod x86 {
         }};
     }
 
+    /// The column steps' operands as raw pointers (the slices would keep 18 pointers and
+    /// lengths live in the loop): `n = dst_0.len()`, the rows of `src`, `dst` and `ahead` (an
+    /// `ahead` row shorter than `n` stands in as its `src` row: prefetching it is harmless).
+    /// Panics if a `src_i` or `dst_i` is shorter than `n`.
+    #[allow(clippy::type_complexity)]
+    fn col_pointers(
+        src: [&[f32]; 6],
+        dst: &mut [&mut [f32]; 6],
+        ahead: [&[f32]; 6],
+    ) -> (usize, [*const f32; 6], [*mut f32; 6], [*const f32; 6]) {
+        let n = dst[0].len();
+        assert!(src.iter().all(|s| s.len() >= n) && dst.iter().all(|d| d.len() >= n));
+        let s = src.map(|r| r.as_ptr());
+        let d = core::array::from_fn(|i| dst[i].as_mut_ptr());
+        let a = core::array::from_fn(|i| {
+            if ahead[i].len() >= n {
+                ahead[i].as_ptr()
+            } else {
+                s[i]
+            }
+        });
+        (n, s, d, a)
+    }
+
     /// `Bᵀ` down the columns of a strip (B on the left), 8 columns at a time with AVX2:
     /// `dst_i[x] = (Bᵀ (src_0[x], …, src_5[x]))_i` for every `x < dst_0.len()` ([`bt_fma`];
     /// the last group masked). Prefetches the lines of `ahead` (the next channel's rows, or
     /// empty) at the same columns, one line per 16 columns, without checking each address (a
-    /// prefetch never faults; the checks cost 2 % of a tile). Panics if a `src_i` or `dst_i` is shorter than
-    /// `dst_0`.
+    /// prefetch never faults; the checks cost 2 % of a tile). Panics if a `src_i` or `dst_i` is
+    /// shorter than `dst_0`.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
@@ -498,21 +522,10 @@ mod x86 {
         mut dst: [&mut [f32]; 6],
         ahead: [&[f32]; 6],
     ) {
-        let n = dst[0].len();
-        assert!(src.iter().all(|s| s.len() >= n) && dst.iter().all(|d| d.len() >= n));
+        let (n, s, d, a) = col_pointers(src, &mut dst, ahead);
         // SAFETY (whole body): AVX2 and FMA on a CPU that has them; loads and stores of
         // `[x, x + 8)` with `x + 8 ≤ n`, or masked to `[x, n)`: inside every slice (checked).
         unsafe {
-            // Raw pointers, as in `col_bt_zmm`.
-            let s: [*const f32; 6] = src.map(|r| r.as_ptr());
-            let d: [*mut f32; 6] = core::array::from_fn(|i| dst[i].as_mut_ptr());
-            let a: [*const f32; 6] = core::array::from_fn(|i| {
-                if ahead[i].len() >= n {
-                    ahead[i].as_ptr()
-                } else {
-                    s[i]
-                }
-            });
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             let mut x = 0;
             while x < n {
@@ -561,24 +574,11 @@ mod x86 {
         mut dst: [&mut [f32]; 6],
         ahead: [&[f32]; 6],
     ) {
-        let n = dst[0].len();
-        assert!(src.iter().all(|s| s.len() >= n) && dst.iter().all(|d| d.len() >= n));
+        let (n, s, d, a) = col_pointers(src, &mut dst, ahead);
         // SAFETY (whole body): AVX-512F and FMA on a CPU that has them; loads and stores of
         // `[x, x + 16)` masked to `x < n`: inside every slice (checked); masked-off lanes are
         // neither read nor written.
         unsafe {
-            // Raw pointers (the loop's bounds are checked above): the rows' slices would keep
-            // 18 pointers and lengths live. An empty `ahead` row prefetches its `src` row
-            // instead (a hint, harmless: it never faults).
-            let s: [*const f32; 6] = src.map(|r| r.as_ptr());
-            let d: [*mut f32; 6] = core::array::from_fn(|i| dst[i].as_mut_ptr());
-            let a: [*const f32; 6] = core::array::from_fn(|i| {
-                if ahead[i].len() >= n {
-                    ahead[i].as_ptr()
-                } else {
-                    s[i]
-                }
-            });
             let mut x = 0;
             while x < n {
                 for p in a {
@@ -927,25 +927,98 @@ mod x86 {
         true
     }
 
-    /// `Aᵀ m` on six vectors of 8 tiles (as [`super::at`], lane-wise, with fused
-    /// multiply-adds: 10 operations instead of 13, not the portable bits).
+    /// The first pass of an output transform over a group of tiles: `s[a][bb] = (Aᵀ m_bb)_a`
+    /// for the six columns `m_bb` of the transformed tile (`$ld(ξ)` loads position ξ of the
+    /// group's tiles), with `$at` ([`at8`] or [`at16`]).
+    macro_rules! at_columns {
+        ($at:ident, $ld:expr, $zero:expr) => {{
+            let ld = $ld;
+            let mut s = [[$zero; ALPHA]; TILE];
+            for bb in 0..ALPHA {
+                let o = $at(core::array::from_fn(|a| ld(a * ALPHA + bb)));
+                for (sa, oa) in s.iter_mut().zip(o) {
+                    sa[bb] = oa;
+                }
+            }
+            s
+        }};
+    }
+
+    /// Bias, then ReLU when `$relu` (`0 > v ? 0 : v` by `$max(zero, v)`: v < 0 → +0; NaN and
+    /// −0 stay, as [`super::relu_keep_nan`]), on the four vectors of an output row.
+    macro_rules! bias_relu {
+        ($y:expr, $bias:expr, $relu:expr, $zero:expr, $add:ident, $max:ident) => {{
+            let mut y = $y;
+            for v in y.iter_mut() {
+                *v = $add(*v, $bias);
+                if $relu {
+                    *v = $max($zero, *v);
+                }
+            }
+            y
+        }};
+    }
+
+    /// In-lane 4×4 transposes of an output row's four vectors (`y[bb]` lane `k` = pixel
+    /// `4k + bb`): vector `i` of the result holds, in its 128-bit block `j`, the four pixels of
+    /// tile `4j + i`.
+    macro_rules! interleave4 {
+        ($y:expr, $lo:ident, $hi:ident, $shuf:ident) => {{
+            let y = $y;
+            let (t0, t1) = ($lo(y[0], y[1]), $hi(y[0], y[1]));
+            let (t2, t3) = ($lo(y[2], y[3]), $hi(y[2], y[3]));
+            [
+                $shuf::<0x44>(t0, t2),
+                $shuf::<0xEE>(t0, t2),
+                $shuf::<0x44>(t1, t3),
+                $shuf::<0xEE>(t1, t3),
+            ]
+        }};
+    }
+
+    /// Prefetches, to write, `lines` cache lines from pixel `x0` of rows `y0..y0 + 4` of
+    /// channel `c` of `out` (a tile row of the next channel). A hint: any address is harmless.
+    #[inline(always)]
+    fn prefetch_rows(out: &OutPtr<'_>, c: usize, y0: usize, x0: usize, lines: usize) {
+        use super::TILE;
+        for a in 0..TILE {
+            let p = out.addr(c, y0 + a, x0) as *const i8;
+            for line in 0..lines {
+                // SAFETY: a prefetch never faults, whatever the address (SSE, baseline x86-64).
+                unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(64 * line)) };
+            }
+        }
+    }
+
+    /// [`super::at`] on vectors with fused multiply-adds (10 operations instead of 13, so not
+    /// the portable bits; every x86 output transform uses this one formula).
+    macro_rules! at_fma {
+        ($m:expr, $fmadd:ident, $add:ident, $sub:ident, $set1:ident) => {{
+            let m = $m;
+            let (p12, m12) = ($add(m[1], m[2]), $sub(m[1], m[2]));
+            let (p34, m34) = ($add(m[3], m[4]), $sub(m[3], m[4]));
+            let (two, four, eight) = ($set1(2.0), $set1(4.0), $set1(8.0));
+            [
+                $add($add(m[0], p12), p34),
+                $fmadd(two, m34, m12),
+                $fmadd(four, p34, p12),
+                $add($fmadd(eight, m34, m12), m[5]),
+            ]
+        }};
+    }
+
+    /// `Aᵀ m` on six vectors of 8 tiles ([`at_fma`]).
     #[inline(always)]
     unsafe fn at8(m: [__m256; 6]) -> [__m256; 4] {
-        // SAFETY (whole body): AVX arithmetic on registers; the caller has AVX2.
+        // SAFETY: AVX arithmetic on registers; the caller has AVX2 and FMA.
         unsafe {
-            let (p12, m12) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
-            let (p34, m34) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
-            let (two, four, eight) = (
-                _mm256_set1_ps(2.0),
-                _mm256_set1_ps(4.0),
-                _mm256_set1_ps(8.0),
-            );
-            [
-                _mm256_add_ps(_mm256_add_ps(m[0], p12), p34),
-                _mm256_fmadd_ps(two, m34, m12),
-                _mm256_fmadd_ps(four, p34, p12),
-                _mm256_add_ps(_mm256_fmadd_ps(eight, m34, m12), m[5]),
-            ]
+            at_fma!(
+                m,
+                _mm256_fmadd_ps,
+                _mm256_add_ps,
+                _mm256_sub_ps,
+                _mm256_set1_ps
+            )
         }
     }
 
@@ -1003,48 +1076,23 @@ mod x86 {
                     // the transform (measured, paired 1-thread runs: 16-channel layers 7-13 %
                     // faster).
                     if r + 1 < rows {
-                        for a in 0..TILE {
-                            let p = out.addr(co + 1, y0 + a, TILE * tx) as *const i8;
-                            _mm_prefetch::<_MM_HINT_ET0>(p);
-                            _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(64));
-                        }
+                        prefetch_rows(out, co + 1, y0, TILE * tx, 2);
                     }
-                    let mut s = [[zero; ALPHA]; TILE];
-                    for bb in 0..ALPHA {
-                        let col = [
-                            ld(bb, l),
-                            ld(ALPHA + bb, l),
-                            ld(2 * ALPHA + bb, l),
-                            ld(3 * ALPHA + bb, l),
-                            ld(4 * ALPHA + bb, l),
-                            ld(5 * ALPHA + bb, l),
-                        ];
-                        let o = at8(col);
-                        for (sa, oa) in s.iter_mut().zip(o) {
-                            sa[bb] = oa;
-                        }
-                    }
+                    let s = at_columns!(at8, |xi| ld(xi, l), zero);
                     for (a, sa) in s.iter().enumerate() {
                         if y0 + a >= oh || px == 0 {
                             break;
                         }
-                        let mut y = at8(*sa);
-                        for v in y.iter_mut() {
-                            *v = _mm256_add_ps(*v, bias);
-                            if relu {
-                                // `0 > v ? 0 : v`: v < 0 → +0; NaN (and −0) stay.
-                                *v = _mm256_max_ps(zero, *v);
-                            }
-                        }
-                        // y[bb] lane k = pixel (4·k + bb) of this output row.
-                        let t0v = _mm256_unpacklo_ps(y[0], y[1]);
-                        let t1v = _mm256_unpackhi_ps(y[0], y[1]);
-                        let t2v = _mm256_unpacklo_ps(y[2], y[3]);
-                        let t3v = _mm256_unpackhi_ps(y[2], y[3]);
-                        let u0 = _mm256_shuffle_ps::<0x44>(t0v, t2v);
-                        let u1 = _mm256_shuffle_ps::<0xEE>(t0v, t2v);
-                        let u2 = _mm256_shuffle_ps::<0x44>(t1v, t3v);
-                        let u3 = _mm256_shuffle_ps::<0xEE>(t1v, t3v);
+                        let y =
+                            bias_relu!(at8(*sa), bias, relu, zero, _mm256_add_ps, _mm256_max_ps);
+                        // y[bb] lane k = pixel (4·k + bb) of this output row; u_i block j = the
+                        // 4 pixels of tile 4j + i.
+                        let [u0, u1, u2, u3] = interleave4!(
+                            y,
+                            _mm256_unpacklo_ps,
+                            _mm256_unpackhi_ps,
+                            _mm256_shuffle_ps
+                        );
                         let pix = [
                             _mm256_permute2f128_ps::<0x20>(u0, u1),
                             _mm256_permute2f128_ps::<0x20>(u2, u3),
@@ -1072,24 +1120,18 @@ mod x86 {
         }
     }
 
-    /// `Aᵀ m` on six vectors of 16 tiles: [`at8`]'s operations (the same bits per lane).
+    /// `Aᵀ m` on six vectors of 16 tiles ([`at_fma`]: the same bits per lane as [`at8`]).
     #[inline(always)]
     unsafe fn at16(m: [__m512; 6]) -> [__m512; 4] {
-        // SAFETY (whole body): AVX-512F arithmetic on registers; the caller has AVX-512F.
+        // SAFETY: AVX-512F arithmetic on registers; the caller has AVX-512F.
         unsafe {
-            let (p12, m12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
-            let (p34, m34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
-            let (two, four, eight) = (
-                _mm512_set1_ps(2.0),
-                _mm512_set1_ps(4.0),
-                _mm512_set1_ps(8.0),
-            );
-            [
-                _mm512_add_ps(_mm512_add_ps(m[0], p12), p34),
-                _mm512_fmadd_ps(two, m34, m12),
-                _mm512_fmadd_ps(four, p34, p12),
-                _mm512_add_ps(_mm512_fmadd_ps(eight, m34, m12), m[5]),
-            ]
+            at_fma!(
+                m,
+                _mm512_fmadd_ps,
+                _mm512_add_ps,
+                _mm512_sub_ps,
+                _mm512_set1_ps
+            )
         }
     }
 
@@ -1146,45 +1188,26 @@ mod x86 {
                     // The same pixels of the next channel, into the cache ahead of its stores
                     // (as in `output_transform_x86`).
                     if r + 1 < rows {
-                        for a in 0..TILE {
-                            let p = out.addr(co + 1, y0 + a, TILE * tx) as *const i8;
-                            for line in 0..4 {
-                                _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(64 * line));
-                            }
-                        }
+                        prefetch_rows(out, co + 1, y0, TILE * tx, 4);
                     }
                     let ld = |xi: usize| {
                         _mm512_maskz_loadu_ps(keep, m.as_ptr().add(xi * sm + r * ld + l))
                     };
-                    let mut s = [[zero; ALPHA]; TILE];
-                    for bb in 0..ALPHA {
-                        let o = at16(core::array::from_fn(|a| ld(a * ALPHA + bb)));
-                        for (sa, oa) in s.iter_mut().zip(o) {
-                            sa[bb] = oa;
-                        }
-                    }
+                    let s = at_columns!(at16, ld, zero);
                     for (a, sa) in s.iter().enumerate() {
                         if y0 + a >= oh || px == 0 {
                             break;
                         }
-                        let mut y = at16(*sa);
-                        for v in y.iter_mut() {
-                            *v = _mm512_add_ps(*v, bias);
-                            if relu {
-                                // `0 > v ? 0 : v`: v < 0 → +0; NaN (and −0) stay.
-                                *v = _mm512_max_ps(zero, *v);
-                            }
-                        }
-                        // y[bb] lane k = pixel (4·k + bb) of this output row. In 128-bit
-                        // blocks: u_i block j = the 4 pixels of tile 4j + i.
-                        let t0v = _mm512_unpacklo_ps(y[0], y[1]);
-                        let t1v = _mm512_unpackhi_ps(y[0], y[1]);
-                        let t2v = _mm512_unpacklo_ps(y[2], y[3]);
-                        let t3v = _mm512_unpackhi_ps(y[2], y[3]);
-                        let u0 = _mm512_shuffle_ps::<0x44>(t0v, t2v);
-                        let u1 = _mm512_shuffle_ps::<0xEE>(t0v, t2v);
-                        let u2 = _mm512_shuffle_ps::<0x44>(t1v, t3v);
-                        let u3 = _mm512_shuffle_ps::<0xEE>(t1v, t3v);
+                        let y =
+                            bias_relu!(at16(*sa), bias, relu, zero, _mm512_add_ps, _mm512_max_ps);
+                        // y[bb] lane k = pixel (4·k + bb) of this output row; u_i block j = the
+                        // 4 pixels of tile 4j + i.
+                        let [u0, u1, u2, u3] = interleave4!(
+                            y,
+                            _mm512_unpacklo_ps,
+                            _mm512_unpackhi_ps,
+                            _mm512_shuffle_ps
+                        );
                         // Blocks (tiles): v0 = [0 8 1 9], v1 = [2 10 3 11], v2 = [4 12 5 13],
                         // v3 = [6 14 7 15]; then [0 1 2 3], [4 5 6 7], [8 .. 11], [12 .. 15].
                         let v0 = _mm512_shuffle_f32x4::<0x88>(u0, u1);
