@@ -44,6 +44,7 @@ import re
 import resource
 import statistics
 import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -240,15 +241,25 @@ def main() -> None:
         worker(args)
         return
 
-    import numpy as np
-
     threads = [int(t) for t in args.threads.split(",")]
     presets = ["paper", "base16"] if args.preset == "both" else [args.preset]
     if args.model and len(presets) != 1:
         raise SystemExit("--model needs one --preset (its tile size is taken from the preset)")
+    # Without --workdir the files (~300 MB for the paper tile) go to a temporary directory that
+    # is removed at the end, whether the comparison passed, failed or was interrupted.
     work = Path(args.workdir or tempfile.mkdtemp(prefix="unet-peers-"))
     work.mkdir(parents=True, exist_ok=True)
-    log(f"files in {work}")
+    log(f"files in {work}" + ("" if args.workdir else " (removed at the end)"))
+    try:
+        compare(args, work, threads, presets)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(args, work, threads, presets):
+    """Runs every runtime on every preset and thread count; prints the table."""
+    import numpy as np
 
     if not args.skip_build:
         log("building bench_tile (release, rayon)")
