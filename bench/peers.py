@@ -42,9 +42,9 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
-import shutil
 import sys
 import tempfile
 import time
